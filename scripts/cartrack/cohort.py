@@ -1,0 +1,33 @@
+"""Assemble results/cohort.h5mu: the gex modality with every per-cell result, and airr."""
+
+import logging
+
+import anndata as ad
+import mudata as md
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def assemble(
+    gex: ad.AnnData, *, per_cell: list[pd.DataFrame], airr: ad.AnnData | None
+) -> md.MuData:
+    """Join per-cell tables (indexed by cell name) into gex.obs and pair gex with airr.
+
+    Cells missing from a table get empty values (for example `clone_id` for cells without
+    a BCR). The airr modality keeps every BCR cell, also those without a GEX cell.
+    """
+    for table in per_cell:
+        clash = table.columns.intersection(gex.obs.columns)
+        gex.obs = gex.obs.drop(columns=clash).join(table, how="left")
+    if "clone_id" not in gex.obs:
+        gex.obs["clone_id"] = ""
+    gex.obs["clone_id"] = gex.obs["clone_id"].fillna("").astype(str)
+    for col in gex.obs.columns[gex.obs.dtypes == object]:
+        gex.obs[col] = gex.obs[col].fillna("").astype(str)
+    mods = {"gex": gex}
+    if airr is not None:
+        mods["airr"] = airr
+    mdata = md.MuData(mods)
+    log.info("cohort: %s", {k: v.shape for k, v in mdata.mod.items()})
+    return mdata

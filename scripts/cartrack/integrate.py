@@ -1,0 +1,98 @@
+"""Cohort-level processing: merge, normalise, HVG, sparse PCA, Harmony, kNN, UMAP, Leiden."""
+
+import logging
+
+import anndata as ad
+import harmonypy
+import numpy as np
+import pandas as pd
+import scanpy as sc
+
+log = logging.getLogger(__name__)
+
+
+def merge_samples(samples: list[ad.AnnData], sheet: pd.DataFrame) -> ad.AnnData:
+    """Concatenate QC-passed samples (genes shared by all) and attach the sheet's columns.
+
+    `sheet` is indexed by sample; its columns (patient, day, tissue, timepoint, batch, ...)
+    are copied onto every cell of that sample.
+    """
+    prot = [a.obsm.pop("prot_counts", None) for a in samples]
+    adata = ad.concat(samples, join="inner", merge="same")
+    adata.obs_names_make_unique()
+    for col in ["patient", "day", "tissue", "timepoint", "batch"]:
+        adata.obs[col] = adata.obs["sample"].map(sheet[col]).to_numpy()
+    adata.obs["day"] = adata.obs["day"].astype(int)
+    for col in ["sample", "patient", "tissue", "timepoint", "batch"]:
+        adata.obs[col] = pd.Categorical(adata.obs[col].astype(str))
+    if any(p is not None for p in prot):
+        frames = [
+            p if p is not None else pd.DataFrame(index=a.obs_names)
+            for p, a in zip(prot, samples, strict=True)
+        ]
+        adata.obsm["prot_counts"] = pd.concat(frames).reindex(adata.obs_names)
+    log.info("merged %d samples: %d cells x %d genes", len(samples), adata.n_obs, adata.n_vars)
+    return adata
+
+
+def normalise(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
+    """Keep raw counts in `layers["counts"]`; put log1p of depth-normalised counts in X."""
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata, target_sum=target_sum)
+    sc.pp.log1p(adata)
+
+
+def embed(
+    adata: ad.AnnData,
+    *,
+    n_top_genes: int = 2000,
+    n_pcs: int = 30,
+    batch_key: str = "batch",
+    n_neighbors: int = 15,
+    leiden_resolution: float = 1.0,
+    seed: int = 0,
+) -> None:
+    """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, UMAP, Leiden.
+
+    PCA centres implicitly (arpack on the sparse matrix): the count matrix is never
+    densified. Harmony is skipped when there is a single batch.
+    """
+    n_batches = adata.obs[batch_key].nunique()
+    sc.pp.highly_variable_genes(
+        adata,
+        n_top_genes=min(n_top_genes, adata.n_vars - 1),
+        flavor="seurat",
+        batch_key=batch_key if n_batches > 1 else None,
+    )
+    n_pcs = min(n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1)
+    sc.pp.pca(
+        adata, n_comps=n_pcs, mask_var="highly_variable", svd_solver="arpack", random_state=seed
+    )
+    if n_batches > 1:
+        adata.obsm["X_pca_harmony"] = run_harmony(adata.obsm["X_pca"], adata.obs, batch_key, seed)
+        rep = "X_pca_harmony"
+    else:
+        log.info("one batch only: Harmony skipped")
+        rep = "X_pca"
+    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    sc.tl.leiden(
+        adata,
+        resolution=leiden_resolution,
+        random_state=seed,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+    )
+
+
+# --- harmonypy workaround --------------------------------------------------------------
+# sc.external.pp.harmony_integrate is broken with harmonypy 2.x (the corrected matrix comes
+# back transposed), so harmonypy is called directly and the orientation checked here.
+def run_harmony(pcs: np.ndarray, obs: pd.DataFrame, batch_key: str, seed: int) -> np.ndarray:
+    """Harmony-corrected PCs, cells x components."""
+    result = harmonypy.run_harmony(
+        pcs, obs[[batch_key]].astype(str), [batch_key], random_state=seed, verbose=False
+    )
+    z = np.asarray(result.Z_corr)
+    return z if z.shape == pcs.shape else z.T

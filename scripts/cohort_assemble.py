@@ -1,0 +1,19 @@
+"""Rule cohort_assemble: write results/cohort.h5mu."""
+
+import anndata as ad
+import pandas as pd
+
+from cartrack.cohort import assemble
+from cartrack.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+tables = [
+    pd.read_csv(p, sep="\t", index_col="cell", keep_default_na=False, na_values=[""])
+    for p in (snakemake.input.scores, snakemake.input.clones)
+]
+mdata = assemble(
+    ad.read_h5ad(snakemake.input.gex),
+    per_cell=tables,
+    airr=ad.read_h5ad(snakemake.input.airr),
+)
+mdata.write(snakemake.output.h5mu, compression="gzip")

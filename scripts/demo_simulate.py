@@ -1,0 +1,18 @@
+"""Rule demo_simulate: write the demo cohort's Cell Ranger files and its truth tables."""
+
+from pathlib import Path
+
+from cartrack.logs import setup_logging
+from cartrack.signatures import read_gmt
+from cartrack.simulate import simulate_cohort
+
+setup_logging(snakemake.log[0])
+sets = read_gmt(list(snakemake.input))
+simulate_cohort(
+    snakemake.params.sheet,
+    ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
+    baff_genes=sets["BAFF"],
+    truth_dir=Path(snakemake.output.truth),
+    seed=snakemake.params.seed,
+    **snakemake.params.demo,
+)

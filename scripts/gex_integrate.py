@@ -1,0 +1,13 @@
+"""Rule gex_integrate: merge the QC-passed samples and embed the cohort."""
+
+import anndata as ad
+
+from cartrack.integrate import embed, merge_samples, normalise
+from cartrack.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+params = dict(snakemake.params.integration)
+adata = merge_samples([ad.read_h5ad(p) for p in snakemake.input.h5ads], snakemake.params.sheet)
+normalise(adata, target_sum=params.pop("target_sum"))
+embed(adata, seed=snakemake.params.seed, **params)
+adata.write_h5ad(snakemake.output.h5ad, compression="gzip")

@@ -1,0 +1,20 @@
+"""Rule gex_qc: read one sample, QC it, write the kept cells and the QC tables."""
+
+import pandas as pd
+
+from cartrack.io import read_gex
+from cartrack.logs import setup_logging
+from cartrack.qc import run_qc
+from cartrack.tables import write_tsv
+
+setup_logging(snakemake.log[0])
+sample = snakemake.wildcards.sample
+gex, prot = read_gex(snakemake.input.gex, sample=sample)
+kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
+if prot is not None:
+    kept.obsm["prot_counts"] = prot[kept.obs_names].to_df()
+cols = ["barcode", "total_counts", "n_genes_by_counts", "pct_counts_mt",
+        "pct_counts_in_top_20_genes", "doublet_score", "low_quality", "doublet"]
+write_tsv(gex.obs[cols].rename_axis("cell").reset_index(), snakemake.output.cells)
+write_tsv(pd.DataFrame([{"sample": sample, **summary}]), snakemake.output.summary)
+kept.write_h5ad(snakemake.output.h5ad, compression="gzip")

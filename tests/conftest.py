@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: the repository root and the real files in ../shared/data/real."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real() -> Path:
+    """Folder of real Cell Ranger / AIRR files (see its PROVENANCE.md); skip when absent."""
+    if not REAL.is_dir():
+        pytest.skip(f"real test files not found at {REAL}")
+    return REAL
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The whole workflow run once on the tiny simulated cohort; its working directory."""
+    from workflow_helpers import make_tiny_project, run_snakemake
+
+    workdir = make_tiny_project(tmp_path_factory.mktemp("tiny"))
+    run_snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def truth(tiny_run):
+    """The simulator's truth tables of the tiny cohort (cells, clones, patients)."""
+    import pandas as pd
+
+    folder = tiny_run / "resources" / "demo" / "truth"
+    cells = pd.read_csv(folder / "truth_cells.tsv", sep="\t")
+    cells[["clone", "isotype"]] = cells[["clone", "isotype"]].fillna("")
+    cells.index = cells["sample"] + "_" + cells["barcode"]
+    return {
+        "cells": cells,
+        "clones": pd.read_csv(folder / "truth_clones.tsv", sep="\t"),
+        "patients": pd.read_csv(folder / "truth_patients.tsv", sep="\t"),
+    }

@@ -1,0 +1,101 @@
+"""End-to-end: the real Snakemake workflow on the tiny simulated cohort recovers the truth."""
+
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pytest
+from workflow_helpers import REPO, read_table
+
+from cartrack.annotate import B_CELLS
+from cartrack.simulate import LINEAGE
+
+pytestmark = pytest.mark.workflow
+
+
+def test_contract_checker_passes(tiny_run):
+    checker = REPO.parent / "shared" / "tools" / "check_contract.py"
+    if not checker.exists():
+        pytest.skip("shared/tools/check_contract.py not found")
+    proc = subprocess.run(
+        [sys.executable, str(checker), str(tiny_run / "results")], capture_output=True, text=True
+    )
+    # Figures come from the figures target; every other check must pass.
+    failures = [line for line in proc.stdout.splitlines()
+                if line.startswith("FAIL") and "figures:" not in line]
+    assert not failures, proc.stdout
+
+
+def test_qc_removes_injected_bad_cells_and_keeps_good_ones(tiny_run, truth):
+    cells = truth["cells"]
+    flags = []
+    for sample in cells["sample"].unique():
+        flags.append(read_qc_cells(tiny_run, sample))
+    import pandas as pd
+
+    flags = pd.concat(flags).reindex(cells.index)
+    removed = flags["low_quality"] | flags["doublet"]
+    bad_lq = cells["low_quality"]
+    bad_dbl = cells["doublet"]
+    good = ~bad_lq & ~bad_dbl
+    assert removed[bad_lq].mean() >= 0.9
+    assert removed[bad_dbl].mean() >= 0.5
+    assert removed[bad_lq | bad_dbl].mean() >= 0.75
+    assert (~removed[good]).mean() >= 0.95
+    # plasma cells, whose counts are dominated by Ig transcripts, survive QC
+    plasma = good & cells["cell_type"].isin(["plasma_cell", "plasmablast"])
+    assert plasma.sum() > 20
+    assert (~removed[plasma]).mean() >= 0.9
+
+    qc = read_table(tiny_run, "qc")
+    assert (qc["n_cells_input"] == qc["n_cells_passed"] + qc["n_doublets"]
+            + qc["n_low_quality"]).all()
+
+
+def read_qc_cells(workdir, sample):
+    import pandas as pd
+
+    t = pd.read_csv(workdir / "results" / "gex" / "qc" / f"{sample}.cells.tsv", sep="\t")
+    t.index = t["cell"]
+    return t[["low_quality", "doublet"]].astype(bool)
+
+
+def test_lineage_accuracy(tiny_run, truth):
+    gex = ad.read_h5ad(tiny_run / "results" / "gex" / "annotated.h5ad")
+    cells = truth["cells"].loc[gex.obs_names]
+    good = (~cells["low_quality"] & ~cells["doublet"]).to_numpy()
+    called = gex.obs["cell_type"].astype(str).map(LINEAGE).to_numpy()
+    accuracy = (called[good] == cells["lineage"].to_numpy()[good]).mean()
+    assert accuracy >= 0.9
+    # CAR-T cells: the calls agree with the simulated CAR transcripts
+    car = cells["car_t"].to_numpy()[good]
+    assert (gex.obs["car_t"].to_numpy()[good] == car).mean() >= 0.95
+
+
+def test_b_cell_aplasia_and_recovery(tiny_run, truth):
+    types = read_table(tiny_run, "cell_types")
+    blood = types[types["tissue"] == "PB"]
+    b = blood[blood["cell_type"].isin(B_CELLS)].groupby(["patient", "day"])["fraction"].sum()
+    b = b.reset_index()
+    aplasia = b[(b["day"] >= 10) & (b["day"] <= 30)]
+    assert (aplasia["fraction"] < 0.005).all(), aplasia
+    late = b[b["day"] >= 170]
+    assert (late["fraction"] > 0.03).all(), late
+    baseline = b[b["day"] <= 0]
+    assert (baseline["fraction"] > 0.05).all(), baseline
+
+
+def test_returning_b_cells_are_naive(tiny_run):
+    types = read_table(tiny_run, "cell_types")
+    blood = types[(types["tissue"] == "PB") & types["cell_type"].isin(B_CELLS)]
+    post = blood[blood["day"] >= 90]
+    n = post.groupby(["sample"])["n_cells"].sum()
+    naive = post[post["cell_type"].isin(["B_naive", "B_transitional"])]
+    naive = naive.groupby("sample")["n_cells"].sum().reindex(n.index, fill_value=0)
+    share = (naive / n)[n >= 5]
+    assert len(share) >= 3
+    assert np.all(share >= 0.8), share
+    base = blood[blood["day"] <= 0]
+    base_naive = base[base["cell_type"].isin(["B_naive", "B_transitional"])]["n_cells"].sum()
+    assert base_naive / base["n_cells"].sum() < 0.6

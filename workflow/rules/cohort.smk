@@ -1,0 +1,19 @@
+rule cohort_assemble:
+    """results/cohort.h5mu: gex with cell types, clones and signature scores; airr."""
+    input:
+        gex="results/gex/annotated.h5ad",
+        scores="results/signatures/scores.tsv",
+        clones="results/bcr/cell_clones.tsv",
+        airr="results/bcr/airr.h5ad",
+    output:
+        h5mu="results/cohort.h5mu",
+    log:
+        "logs/cohort_assemble.log",
+    threads: 1
+    resources:
+        mem_mb=mem_mb(2000, 4),
+        runtime=runtime(20),
+    conda:
+        "../../envs/gex.yaml"
+    script:
+        "../../scripts/cohort_assemble.py"

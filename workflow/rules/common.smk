@@ -1,0 +1,85 @@
+"""The workflow's Python: config and sample sheet validation, paths, input functions."""
+
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir).parent
+sys.path.insert(0, str(REPO / "scripts"))
+from cartrack.io import InputError  # noqa: E402
+from cartrack.sheet import load_sheet  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+DEMO_DIR = Path("resources/demo").resolve()
+
+
+def is_demo(path):
+    """True for files of the embedded demo cohort, which rule demo_simulate writes."""
+    return Path(path).resolve().is_relative_to(DEMO_DIR)
+
+
+try:
+    SHEET = load_sheet(config["samples"], exists=is_demo)
+except InputError as error:
+    raise WorkflowError(str(error)) from None
+validate(SHEET.reset_index(drop=True), schema="../schemas/samples.schema.yaml")
+
+SAMPLES = SHEET.index.tolist()
+
+
+wildcard_constraints:
+    sample="|".join(SAMPLES),
+
+
+def local(path):
+    """A sheet path as Snakemake should see it: relative for demo files (rule outputs)."""
+    return os.path.relpath(path) if is_demo(path) else path
+
+
+def resource(path):
+    """A shipped resource: looked up in the working directory first, then in the repository."""
+    path = Path(path)
+    return str(path if path.is_absolute() or path.exists() else REPO / path)
+
+
+def bcr_samples():
+    """Samples with a V(D)J file."""
+    return SHEET.index[SHEET["bcr"] != ""].tolist()
+
+
+def mem_mb(base, per_input_mb=0):
+    """Memory request growing with input size and with the attempt number (retries)."""
+    return lambda wildcards, input, attempt: int(
+        (base + per_input_mb * input.size_mb) * (1 + 0.5 * (attempt - 1))
+    )
+
+
+def runtime(minutes):
+    """Runtime request (minutes) growing with the attempt number."""
+    return lambda wildcards, attempt: minutes * attempt
+
+
+def all_outputs():
+    tables = [
+        "qc",
+        "cell_types",
+        "b_cells",
+        "clones",
+        "clone_timeline",
+        "elimination",
+        "chain_qc",
+        "signatures",
+        "signature_changes",
+        "gsea",
+    ]
+    return [f"results/tables/{t}.tsv" for t in tables] + ["results/cohort.h5mu"]
+
+
+def signature_gmts():
+    """Gene-set files: the shipped ones (resolved in the repository) and the user's."""
+    sig = config["signatures"]
+    return [resource(p) for p in sig["gmt"]] + list(sig["extra_gmt"])

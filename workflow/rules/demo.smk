@@ -1,0 +1,30 @@
+DEMO = SHEET[[is_demo(p) for p in SHEET["gex"]]]
+
+
+if len(DEMO):
+
+    rule demo_simulate:
+        """Simulate the embedded trial-like cohort (only the sheet rows under resources/demo/)."""
+        input:
+            ifn=resource("resources/genesets/IFN.gmt"),
+            ifn_alpha=resource("resources/genesets/HALLMARK_INTERFERON_ALPHA_RESPONSE.gmt"),
+            baff=resource("resources/genesets/BAFF.gmt"),
+        output:
+            h5=[local(p) for p in DEMO["gex"] if p.endswith(".h5")],
+            mtx=[directory(local(p)) for p in DEMO["gex"] if not p.endswith(".h5")],
+            bcr=[local(p) for p in DEMO["bcr"] if p and is_demo(p)],
+            truth=directory("resources/demo/truth"),
+        params:
+            sheet=DEMO,
+            demo=config["demo"],
+            seed=config["seed"],
+        log:
+            "logs/demo_simulate.log",
+        threads: 1
+        resources:
+            mem_mb=lambda wc, attempt: 2000 * attempt,
+            runtime=runtime(20),
+        conda:
+            "../../envs/simulate.yaml"
+        script:
+            "../../scripts/demo_simulate.py"

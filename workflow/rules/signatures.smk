@@ -1,0 +1,68 @@
+# Gene-signature scores (IFN, BAFF, hallmark interferon sets, user sets) and pseudobulk GSEA.
+# Library: scripts/cartrack/signatures.py; gene sets and their sources: resources/genesets/.
+
+
+rule signatures_score:
+    input:
+        h5ad="results/gex/annotated.h5ad",
+        gmt=signature_gmts(),
+    output:
+        scores="results/signatures/scores.tsv",
+        control_gmt="results/signatures/random_control.gmt",
+        summary="results/tables/signatures.tsv",
+        changes="results/tables/signature_changes.tsv",
+    log:
+        "logs/signatures_score.log",
+    conda:
+        "../../envs/signatures.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: int((2000 + 6 * input.size_mb) * attempt),
+        runtime=lambda wc, attempt: 20 * attempt,
+    params:
+        min_genes=lookup(dpath="signatures/min_genes", within=config),
+        on_too_few=lookup(dpath="signatures/on_too_few", within=config),
+        ctrl_size=lookup(dpath="signatures/ctrl_size", within=config),
+        n_bins=lookup(dpath="signatures/n_bins", within=config),
+        random_control_size=lookup(
+            dpath="signatures/random_control_size", within=config
+        ),
+        min_cells=lookup(dpath="signatures/min_cells", within=config),
+        cell_type_groups=lookup(dpath="signatures/cell_type_groups", within=config),
+        tissue=lookup(dpath="signatures/tissue", within=config),
+        min_patients_test=lookup(dpath="signatures/min_patients_test", within=config),
+        post_min_day=lookup(dpath="tracking/post_min_day", within=config),
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../../scripts/signatures_score.py"
+
+
+rule signatures_gsea:
+    input:
+        h5ad="results/gex/annotated.h5ad",
+        gmt=signature_gmts(),
+        control_gmt="results/signatures/random_control.gmt",
+    output:
+        gsea="results/tables/gsea.tsv",
+    log:
+        "logs/signatures_gsea.log",
+    conda:
+        "../../envs/signatures.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: int((2000 + 6 * input.size_mb) * attempt),
+        runtime=lambda wc, attempt: 30 * attempt,
+    params:
+        cell_types=lookup(dpath="signatures/gsea/cell_types", within=config),
+        per_timepoint=lookup(dpath="signatures/gsea/per_timepoint", within=config),
+        prior_count=lookup(dpath="signatures/gsea/prior_count", within=config),
+        min_counts=lookup(dpath="signatures/gsea/min_counts", within=config),
+        permutations=lookup(dpath="signatures/gsea/permutations", within=config),
+        min_size=lookup(dpath="signatures/gsea/min_size", within=config),
+        max_size=lookup(dpath="signatures/gsea/max_size", within=config),
+        min_cells=lookup(dpath="signatures/min_cells", within=config),
+        tissue=lookup(dpath="signatures/tissue", within=config),
+        post_min_day=lookup(dpath="tracking/post_min_day", within=config),
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../../scripts/signatures_gsea.py"
