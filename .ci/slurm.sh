@@ -9,14 +9,16 @@
 #   bash .ci/slurm.sh status   exit 0 and show sinfo when the cluster answers, 1 otherwise
 #
 # Needs root (it installs packages and writes /etc/slurm). Design, measured on a 2-core
-# Debian 12 container (no systemd, cgroup v1 mounted read-only-ish):
+# Debian 12 container (no systemd; SLURM needs no cgroups here):
 # - No accounting database: AccountingStorageType=accounting_storage/none. Job states are
 #   read with squeue, which shows finished jobs for MinJobAge seconds, so MinJobAge=600
 #   (the SLURM executor uses squeue when MinJobAge >= 3 x its first status-check delay).
-#   Run snakemake with `--slurm-status-command squeue` (the profile sets it).
+#   Run snakemake with `--slurm-status-command squeue` (tests/test_slurm.py does): with
+#   accounting off, sacct fails and the plugin's default sacct check waits forever.
 # - Memory is enforced without cgroups: jobacct_gather/linux samples every task's RSS
 #   every second (JobAcctGatherFrequency=task=1) and OverMemoryKill kills a step whose
-#   RSS exceeds its --mem; the job ends in state OUT_OF_MEMORY.
+#   RSS exceeds its --mem. The job ends FAILED (SLURM 22.05), its log saying
+#   "StepId=N.0 exceeded memory limit (... > ...), being killed".
 # - RealMemory is set (the executor always passes --mem) to the machine's memory less
 #   1 GiB; CPUs come from `slurmd -C`.
 set -euo pipefail

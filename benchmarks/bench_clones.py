@@ -15,6 +15,7 @@ some members.
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -50,8 +51,8 @@ def synthetic_airr(n_cells: int, seed: int = 0):
     while sum(sizes) < n_cells:
         sizes.append(int(min(rng.zipf(2.2), 2000)))
     sizes[-1] -= sum(sizes) - n_cells
-    per_cell = []
-    for size in sizes:
+    per_cell, truth = [], []
+    for k, size in enumerate(sizes):
         hv, hj = rng.choice(v_genes), rng.choice(j_genes)
         hjunc = junction(int(rng.integers(12, 23)))
         kappa = rng.random() < 0.6
@@ -99,9 +100,10 @@ def synthetic_airr(n_cells: int, seed: int = 0):
                         }
                     )
             per_cell.append([{**c, "productive": True} for c in chains])
+            truth.append(k)
     arr = ak.enforce_type(ak.from_iter(per_cell), _record_type(CORE_FIELDS))
     names = [f"S1_cell{i}" for i in range(len(per_cell))]
-    obs = pd.DataFrame({"sample": "S1", "patient": "P1"}, index=names)
+    obs = pd.DataFrame({"sample": "S1", "patient": "P1", "true_clone": truth}, index=names)
     return AnnData(obs=obs, obsm={"airr": arr})
 
 
@@ -123,7 +125,13 @@ def run_one(n_cells: int, threads: int) -> dict:
     define_clones(airr, n_jobs=threads)
     t3 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    called = airr.obs.dropna(subset=["clone_id"])
+    mixed = int((called.groupby("clone_id")["true_clone"].nunique() > 1).sum())
+    split = int((called.groupby("true_clone")["clone_id"].nunique() > 1).sum())
     return {
+        "n_true_clones": int(airr.obs["true_clone"].nunique()),
+        "mixed": mixed,
+        "split": split,
         "n_cells": n_cells,
         "n_clones": int(airr.obs["clone_id"].nunique()),
         "n_assigned": int(airr.obs["clone_id"].notna().sum()),
@@ -166,15 +174,24 @@ def main() -> None:
         f"`{' '.join(['benchmarks/bench_clones.py', *sys.argv[1:]])}` on {platform.node()} "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
         f"scirpy {scirpy.__version__}, {args.threads} thread(s). One synthetic patient; "
-        "defaults (aa, 85% identity, light-chain split, light-only cells excluded).",
+        "defaults (aa, 85% identity, light-chain split, light-only cells excluded). Wall-clock "
+        f"times on a machine shared with other jobs (load average {os.getloadavg()[0]:.1f} at "
+        "the end): treat them as upper bounds.",
         "",
-        "| BCR+ cells | clones | cells with clone | index_chains + chain_qc (s) | "
-        "define_clones (s) | peak RSS (MB) | RSS with data only (MB) | note |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "",
+        "Accuracy against the simulated clones: *mixed* = called clones holding cells of two or",
+        "more true clones, *split* = true clones spread over two or more called clones (cells",
+        "with a clone only; light-only cells have none).",
+        "",
+        "| BCR+ cells | true clones | called clones | cells with clone | mixed | split | "
+        "index_chains + chain_qc (s) | define_clones (s) | peak RSS (MB) | "
+        "RSS with data only (MB) | note |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['n_cells']:,} | {r.get('n_clones', '')} | {r.get('n_assigned', '')} | "
+            f"| {r['n_cells']:,} | {r.get('n_true_clones', '')} | {r.get('n_clones', '')} | "
+            f"{r.get('n_assigned', '')} | {r.get('mixed', '')} | {r.get('split', '')} | "
             f"{r.get('index_s', '')} | {r.get('clones_s', '')} | {r.get('peak_rss_mb', '')} | "
             f"{r.get('rss_after_data_mb', '')} | {r.get('note', '')} |"
         )

@@ -13,8 +13,16 @@ gex, prot = read_gex(snakemake.input.gex, sample=sample)
 kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
 if prot is not None:
     kept.obsm["prot_counts"] = prot[kept.obs_names].to_df()
-cols = ["barcode", "total_counts", "n_genes_by_counts", "pct_counts_mt",
-        "pct_counts_in_top_20_genes", "doublet_score", "low_quality", "doublet"]
+cols = [
+    "barcode",
+    "total_counts",
+    "n_genes_by_counts",
+    "pct_counts_mt",
+    "pct_counts_in_top_20_genes",
+    "doublet_score",
+    "low_quality",
+    "doublet",
+]
 write_tsv(gex.obs[cols].rename_axis("cell").reset_index(), snakemake.output.cells)
 write_tsv(pd.DataFrame([{"sample": sample, **summary}]), snakemake.output.summary)
 kept.write_h5ad(snakemake.output.h5ad, compression="gzip")

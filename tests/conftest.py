@@ -23,10 +23,17 @@ def real() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole workflow run once on the tiny simulated cohort; its working directory."""
+    """The whole workflow run once on the tiny simulated cohort; its working directory.
+
+    Set CARTRACK_TINY_RUN=DIR to run it in DIR instead of a temp folder (while developing:
+    Snakemake then only reruns what changed there).
+    """
+    import os
+
     from workflow_helpers import make_tiny_project, run_snakemake
 
-    workdir = make_tiny_project(tmp_path_factory.mktemp("tiny"))
+    folder = os.environ.get("CARTRACK_TINY_RUN")
+    workdir = make_tiny_project(Path(folder) if folder else tmp_path_factory.mktemp("tiny"))
     run_snakemake(workdir, "--cores", "2")
     return workdir
 

@@ -201,7 +201,9 @@ def test_immunarch_two_lanes_in_one_file(real):
     assert merged.obs_names.is_unique
 
 
-@pytest.mark.parametrize("path", [LIAO_TCR, DJVDJ_TCR_AIRR])
+@pytest.mark.parametrize(
+    "path", [LIAO_TCR, DJVDJ_TCR_AIRR, "djvdj/splen/MD4_TCR/filtered_contig_annotations.csv.gz"]
+)
 def test_tcr_only_file_gives_zero_cells(real, path, caplog, tmp_path):
     with caplog.at_level(logging.WARNING, logger="cartrack.bcr"):
         a = read_bcr(real / path, sample="aplastic")

@@ -505,7 +505,7 @@ def test_track_clones_end_to_end(tmp_path):
     res.airr.write_h5ad(tmp_path / "airr.h5ad")
     back = ad.read_h5ad(tmp_path / "airr.h5ad")
     assert back.obs["clone_id"].notna().sum() == res.airr.obs["clone_id"].notna().sum()
-    no_bcr = b_cell_table(gex, res.airr.obs, res.airr.obs.iloc[:0], sheet_table(sheet))
+    no_bcr = b_cell_table(gex, res.airr.obs.iloc[:0], res.airr.obs.iloc[:0], sheet_table(sheet))
     assert (no_bcr["n_bcr_cells"] == 0).all() and no_bcr["igm_igd_fraction"].isna().all()
 
 

@@ -22,8 +22,11 @@ def test_contract_checker_passes(tiny_run):
         [sys.executable, str(checker), str(tiny_run / "results")], capture_output=True, text=True
     )
     # Figures come from the figures target; every other check must pass.
-    failures = [line for line in proc.stdout.splitlines()
-                if line.startswith("FAIL") and "figures:" not in line]
+    failures = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("FAIL") and "figures:" not in line
+    ]
     assert not failures, proc.stdout
 
 
@@ -49,8 +52,9 @@ def test_qc_removes_injected_bad_cells_and_keeps_good_ones(tiny_run, truth):
     assert (~removed[plasma]).mean() >= 0.9
 
     qc = read_table(tiny_run, "qc")
-    assert (qc["n_cells_input"] == qc["n_cells_passed"] + qc["n_doublets"]
-            + qc["n_low_quality"]).all()
+    assert (
+        qc["n_cells_input"] == qc["n_cells_passed"] + qc["n_doublets"] + qc["n_low_quality"]
+    ).all()
 
 
 def read_qc_cells(workdir, sample):

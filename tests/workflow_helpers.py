@@ -12,13 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 # The tiny cohort: three patients (early and late B-cell recovery, one with persisting
-# clones), blood at six time points, marrow for two patients; 300 cells per sample.
+# clones), blood at six time points, marrow for two patients; 400 cells per sample.
 TINY_PATIENTS = ("P01", "P02", "P03")
-TINY_CELLS = 300
+TINY_CELLS = 400
 
 
-def make_tiny_project(tmp_path: Path, *, patients=TINY_PATIENTS, cells=TINY_CELLS,
-                      **overrides) -> Path:
+def make_tiny_project(
+    tmp_path: Path, *, patients=TINY_PATIENTS, cells=TINY_CELLS, **overrides
+) -> Path:
     """Write config/config.yaml and config/samples.tsv for a tiny demo cohort in tmp_path."""
     cfg_dir = tmp_path / "config"
     cfg_dir.mkdir(parents=True, exist_ok=True)
@@ -37,11 +38,18 @@ def make_tiny_project(tmp_path: Path, *, patients=TINY_PATIENTS, cells=TINY_CELL
     return tmp_path
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 1800,
-                  check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 1800, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run the repository's workflow in `workdir`; on failure show its output."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "workflow" / "Snakefile"),
-           "--directory", str(workdir), *args]
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

@@ -1,4 +1,6 @@
-"""cartrack: B-cell clones and immune signatures through CAR-T therapy (library behind the workflow).
+"""cartrack: B-cell clones and immune signatures through CAR-T therapy.
+
+The library behind the workflow.
 
 Modules: `sheet` (sample sheet), `simulate` (demo cohort), `io` (gene-expression readers),
 `qc`, `integrate`, `annotate`, `bcr` (V(D)J ingest), `clones`, `signatures`, `plots`.

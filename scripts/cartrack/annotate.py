@@ -63,7 +63,10 @@ def marker_scores(adata: ad.AnnData, markers: pd.DataFrame) -> pd.DataFrame:
 
 
 def annotate_cell_types(
-    adata: ad.AnnData, markers: pd.DataFrame, *, cluster_key: str = "leiden",
+    adata: ad.AnnData,
+    markers: pd.DataFrame,
+    *,
+    cluster_key: str = "leiden",
     cluster_majority: float = 0.8,
 ) -> None:
     """Set `obs["cell_type"]` (contract vocabulary) from marker scores.
@@ -103,7 +106,9 @@ def call_car_t(adata: ad.AnnData, *, car_features: list[str], min_umis: int = 1)
 def cell_type_table(obs: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """cell_types.tsv: every sample x cell type (zeros included), with the sample's share."""
     counts = (
-        obs.groupby(["sample", "cell_type"], observed=False).size().unstack(fill_value=0)
+        obs.groupby(["sample", "cell_type"], observed=False)
+        .size()
+        .unstack(fill_value=0)
         .reindex(index=sheet.index, columns=CELL_TYPES, fill_value=0)
     )
     long = counts.stack().rename("n_cells").reset_index()

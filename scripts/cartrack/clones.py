@@ -149,8 +149,10 @@ def cell_annotations(airr: ad.AnnData, *, sequence: str = "aa") -> pd.DataFrame:
     Returns
     -------
     Data frame indexed like ``airr.obs`` with ``heavy_v_gene``, ``heavy_j_gene``,
-    ``heavy_cdr3_aa``, ``isotype`` (primary heavy chain), ``shm`` (``1 - v_identity`` of the
-    primary heavy chain, missing where the input has no ``v_identity``), ``ighv4_34``
+    ``heavy_cdr3_aa`` (AIRR CDR3: the junction without its conserved C and W/F),
+    ``heavy_junction_aa`` (with them, Cell Ranger's "cdr3"), ``isotype`` (primary heavy
+    chain), ``shm`` (``1 - v_identity`` of the primary heavy chain, missing where the input
+    has no ``v_identity``), ``ighv4_34``
     (nullable bool; missing without a heavy chain), ``has_heavy`` and ``has_light``.
     """
     seq = "junction_aa" if sequence == "aa" else "junction"
@@ -163,6 +165,7 @@ def cell_annotations(airr: ad.AnnData, *, sequence: str = "aa") -> pd.DataFrame:
         lambda j: j[1:-1] if isinstance(j, str) and len(j) > 2 else np.nan
     )
     out["heavy_cdr3_aa"] = ch["VDJ_1_cdr3_aa"].fillna(junction_cdr3)
+    out["heavy_junction_aa"] = ch["VDJ_1_junction_aa"]
     out["isotype"] = ch["VDJ_1_c_call"].map(isotype)
     out["shm"] = shm_from_identity(ch["VDJ_1_v_identity"])
     has_heavy = ch[f"VDJ_1_{seq}"].notna()
@@ -639,8 +642,12 @@ def clone_tables(
     Returns
     -------
     clones
-        Contract columns plus ``ighv4_34``, ``isotypes``, ``mean_shm``,
-        ``baseline_frequency``, ``n_bcr_baseline``, ``n_bcr_post``.
+        Contract columns (``heavy_cdr3_aa``: the most frequent heavy CDR3 in AIRR's sense,
+        without the conserved C and W/F; ``isotype``: the most frequent isotype) plus
+        ``ighv4_34``, ``isotypes`` (``IgG1:5;IgM:2``), ``mean_shm``, ``baseline_frequency``
+        (the f of p_missed), ``n_bcr_baseline`` and ``n_bcr_post`` (the patient's BCR+
+        B-lineage cells at baseline / after infusion: N of p_missed) and
+        ``heavy_junction_aa`` (the CDR3 with C and W/F, as Cell Ranger's ``cdr3``).
     timeline
         Contract columns plus ``timepoint``.
     """
@@ -666,6 +673,7 @@ def clone_tables(
         "baseline_frequency",
         "n_bcr_baseline",
         "n_bcr_post",
+        "heavy_junction_aa",
     ]
     tcols = [
         "patient",
@@ -680,6 +688,17 @@ def clone_tables(
     if cells.empty:
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=tcols)
     c = cells.copy()
+    for col in (
+        "heavy_v_gene",
+        "heavy_j_gene",
+        "heavy_cdr3_aa",
+        "heavy_junction_aa",
+        "isotype",
+        "shm",
+        "double_positive",
+    ):
+        if col not in c.columns:
+            c[col] = False if col == "double_positive" else np.nan
     c["baseline"] = c["day"] <= 0
     c["post"] = c["day"] >= post_min_day
     g = c.groupby(["patient", "clone_id"], sort=True)
@@ -694,6 +713,7 @@ def clone_tables(
     clones["heavy_v_gene"] = g["heavy_v_gene"].agg(_mode)
     clones["heavy_j_gene"] = g["heavy_j_gene"].agg(_mode)
     clones["heavy_cdr3_aa"] = g["heavy_cdr3_aa"].agg(_mode)
+    clones["heavy_junction_aa"] = g["heavy_junction_aa"].agg(_mode)
     clones["isotype"] = g["isotype"].agg(_mode)
     clones["isotypes"] = g["isotype"].agg(
         lambda v: ";".join(f"{k}:{n}" for k, n in sorted(v.dropna().value_counts().items()))
@@ -741,63 +761,74 @@ def b_cell_table(
     gex_cells
         All gene-expression cells (``sample``, ``cell_type``).
     bcr_cells
-        All BCR cells (``sample``), for ``n_bcr_total``.
+        All V(D)J cells (index cell name; ``sample``, ``heavy_v_gene``, ``isotype``, ``shm``).
     tracked
-        :func:`tracked_cells`.
+        :func:`tracked_cells` (B-lineage cells with a clone).
     samples
         :func:`sheet_table`.
 
     Returns
     -------
-    Contract columns (``n_bcr_cells`` = BCR+ B-lineage cells with a clone; BCR metrics empty
-    without them, ``n_clones`` empty when the sample has no V(D)J file) plus ``timepoint``,
-    ``has_bcr``, ``n_bcr_total`` (all V(D)J cells of the sample, with or without a
-    gene-expression cell), ``switched_fraction``, ``mean_shm``, ``n_ighv4_34`` and
-    ``ighv4_34_fraction`` (share of IGHV4-34 among cells with a heavy chain).
+    Contract columns plus ``timepoint``, ``has_bcr``, ``n_bcr_total`` (all V(D)J cells of
+    the sample, with or without a gene-expression cell), ``n_bcr_with_clone``,
+    ``switched_fraction`` (IgG/IgA/IgE), ``mean_shm``, ``n_ighv4_34`` and
+    ``ighv4_34_fraction``. ``n_bcr_cells`` counts BCR+ B-lineage cells (V(D)J cells whose
+    gene-expression cell is B lineage); ``igm_igd_fraction``, ``switched_fraction``,
+    ``mean_shm`` and ``ighv4_34_fraction`` are taken among those with a heavy chain (and a
+    known isotype for the isotype shares); ``n_clones``, ``shannon_evenness`` and
+    ``top_clone_fraction`` among those with a clone. BCR metrics are empty without such
+    cells; ``n_clones`` and ``n_ighv4_34`` are empty when the sample has no V(D)J file.
     """
-    rows = []
-    gex_by = dict(tuple(gex_cells.groupby(gex_cells["sample"].astype(str))))
+    b_lineage = gex_cells.index[gex_cells["cell_type"].astype(str).isin(B_LINEAGE_TYPES)]
+    bcr_b = bcr_cells.loc[bcr_cells.index.isin(b_lineage)]
+    for col in ("heavy_v_gene", "isotype", "shm"):
+        if col not in bcr_b.columns:
+            bcr_b = bcr_b.assign(**{col: np.nan})
+
+    def by_sample(df: pd.DataFrame) -> dict:
+        return dict(tuple(df.groupby(df["sample"].astype(str)))) if len(df) else {}
+
+    gex_by, bcr_by, tr_by = by_sample(gex_cells), by_sample(bcr_b), by_sample(tracked)
     bcr_total = bcr_cells.groupby(bcr_cells["sample"].astype(str)).size()
-    tr_by = dict(tuple(tracked.groupby(tracked["sample"].astype(str)))) if len(tracked) else {}
+    empty = pd.DataFrame(columns=["cell_type", "heavy_v_gene", "isotype", "shm", "clone_id"])
+    rows = []
     for sample, meta in samples.iterrows():
-        g = gex_by.get(sample, pd.DataFrame(columns=["cell_type"]))
-        types = g["cell_type"].astype(str)
-        n_cells = len(g)
-        n_b = int(types.isin(B_CELL_TYPES).sum())
+        types = gex_by.get(sample, empty)["cell_type"].astype(str)
+        n_cells, n_b = len(types), int(types.isin(B_CELL_TYPES).sum())
         n_naive = int(types.isin(NAIVE_TYPES).sum())
-        t = tr_by.get(sample, pd.DataFrame(columns=tracked.columns))
-        heavy_iso = t["isotype"].dropna() if "isotype" in t else pd.Series(dtype=object)
-        with_heavy = t["heavy_v_gene"].notna() if len(t) else pd.Series(dtype=bool)
-        sizes = t.groupby("clone_id").size() if len(t) else pd.Series(dtype=float)
-        row = {
-            "sample": sample,
-            "patient": meta["patient"],
-            "day": meta["day"],
-            "tissue": meta["tissue"],
-            "n_cells": n_cells,
-            "n_b_cells": n_b,
-            "b_fraction": n_b / n_cells if n_cells else np.nan,
-            "naive_fraction": n_naive / n_b if n_b else np.nan,
-            "n_bcr_cells": len(t),
-            "igm_igd_fraction": heavy_iso.isin(["IgM", "IgD"]).mean() if len(heavy_iso) else np.nan,
-            "n_clones": len(sizes) if meta["has_bcr"] else np.nan,
-            "shannon_evenness": shannon_evenness(sizes),
-            "top_clone_fraction": top_clone_fraction(sizes),
-            "timepoint": meta["timepoint"],
-            "has_bcr": bool(meta["has_bcr"]),
-            "n_bcr_total": int(bcr_total.get(sample, 0)),
-            "switched_fraction": (
-                heavy_iso.str.match(r"Ig[GAE]").mean() if len(heavy_iso) else np.nan
-            ),
-            "mean_shm": t["shm"].mean() if len(t) else np.nan,
-            "n_ighv4_34": int(t["heavy_v_gene"].eq("IGHV4-34").sum()) if meta["has_bcr"] else pd.NA,
-            "ighv4_34_fraction": (
-                t.loc[with_heavy, "heavy_v_gene"].eq("IGHV4-34").mean()
-                if with_heavy.any()
-                else np.nan
-            ),
-        }
-        rows.append(row)
+        b = bcr_by.get(sample, empty)
+        heavy = b.loc[b["heavy_v_gene"].notna()]
+        iso = heavy["isotype"].dropna()
+        sizes = tr_by.get(sample, empty).groupby("clone_id").size()
+        rows.append(
+            {
+                "sample": sample,
+                "patient": meta["patient"],
+                "day": meta["day"],
+                "tissue": meta["tissue"],
+                "n_cells": n_cells,
+                "n_b_cells": n_b,
+                "b_fraction": n_b / n_cells if n_cells else np.nan,
+                "naive_fraction": n_naive / n_b if n_b else np.nan,
+                "n_bcr_cells": len(b),
+                "igm_igd_fraction": iso.isin(["IgM", "IgD"]).mean() if len(iso) else np.nan,
+                "n_clones": len(sizes) if meta["has_bcr"] else pd.NA,
+                "shannon_evenness": shannon_evenness(sizes),
+                "top_clone_fraction": top_clone_fraction(sizes),
+                "timepoint": meta["timepoint"],
+                "has_bcr": bool(meta["has_bcr"]),
+                "n_bcr_total": int(bcr_total.get(sample, 0)),
+                "n_bcr_with_clone": int(sizes.sum()),
+                "switched_fraction": iso.str.match(r"Ig[GAE]").mean() if len(iso) else np.nan,
+                "mean_shm": pd.to_numeric(heavy["shm"]).mean() if len(heavy) else np.nan,
+                "n_ighv4_34": (
+                    int(heavy["heavy_v_gene"].eq("IGHV4-34").sum()) if meta["has_bcr"] else pd.NA
+                ),
+                "ighv4_34_fraction": (
+                    heavy["heavy_v_gene"].eq("IGHV4-34").mean() if len(heavy) else np.nan
+                ),
+            }
+        )
     out = pd.DataFrame(rows)
     for col in ("n_clones", "n_ighv4_34"):
         out[col] = out[col].astype("Int64")
@@ -981,8 +1012,8 @@ def track_clones(
     recovery_b_fraction: float = 0.01,
     cd19_gene: str = "CD19",
     bcma_gene: str = "TNFRSF17",
-    cd19_protein: str | None = None,
-    bcma_protein: str | None = None,
+    cd19_protein: str | None = "CD19",
+    bcma_protein: str | None = "CD269",
     cd19_min_counts: float = 0,
     bcma_min_counts: float = 0,
     cd19_min_protein: float = 10,

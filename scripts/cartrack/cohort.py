@@ -23,7 +23,7 @@ def assemble(
     if "clone_id" not in gex.obs:
         gex.obs["clone_id"] = ""
     gex.obs["clone_id"] = gex.obs["clone_id"].fillna("").astype(str)
-    for col in gex.obs.columns[gex.obs.dtypes == object]:
+    for col in gex.obs.select_dtypes(include=object).columns:
         gex.obs[col] = gex.obs[col].fillna("").astype(str)
     mods = {"gex": gex}
     if airr is not None:

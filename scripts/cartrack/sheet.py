@@ -57,8 +57,10 @@ def validate_sheet(
     errors = []
 
     def err(i: int, col: str, value: str, what: str) -> None:
-        errors.append(f"row {i + 2} (sample '{sheet.at[i, 'sample']}'), column '{col}', "
-                      f"value '{value}': {what}")
+        errors.append(
+            f"row {i + 2} (sample '{sheet.at[i, 'sample']}'), column '{col}', "
+            f"value '{value}': {what}"
+        )
 
     for i, row in sheet.iterrows():
         if not SAMPLE_ID.match(row["sample"]):
@@ -71,8 +73,9 @@ def validate_sheet(
             err(i, "tissue", row["tissue"], f"must be one of {sorted(TISSUES)}")
     for sample in sheet.loc[sheet["sample"].duplicated(), "sample"].unique():
         rows = [str(i + 2) for i in sheet.index[sheet["sample"] == sample]]
-        errors.append(f"rows {', '.join(rows)}, column 'sample', value '{sample}': "
-                      "sample ids must be unique")
+        errors.append(
+            f"rows {', '.join(rows)}, column 'sample', value '{sample}': sample ids must be unique"
+        )
 
     out = sheet.copy()
     for col in ("gex", "bcr"):
@@ -88,22 +91,30 @@ def validate_sheet(
         if row["bcr"]:
             bcr = Path(row["bcr"])
             if not bcr.name.endswith(BCR_SUFFIXES):
-                err(i, "bcr", sheet.at[i, "bcr"],
+                err(
+                    i,
+                    "bcr",
+                    sheet.at[i, "bcr"],
                     "expected filtered_contig_annotations.csv[.gz], all_contig_annotations.json "
-                    "or an AIRR .tsv[.gz]")
+                    "or an AIRR .tsv[.gz]",
+                )
             elif not (exists and exists(bcr)) and not bcr.is_file():
                 err(i, "bcr", sheet.at[i, "bcr"], f"file not found (resolved to {bcr})")
     if errors:
-        raise InputError(f"sample sheet '{sheet_path}' has {len(errors)} problem(s):\n  "
-                         + "\n  ".join(errors))
+        raise InputError(
+            f"sample sheet '{sheet_path}' has {len(errors)} problem(s):\n  " + "\n  ".join(errors)
+        )
 
     out["day"] = out["day"].astype(int)
     out["timepoint"] = [t or f"D{d}" for t, d in zip(out["timepoint"], out["day"], strict=True)]
     out["batch"] = [b or s for b, s in zip(out["batch"], out["sample"], strict=True)]
     for patient, days in out.groupby("patient")["day"]:
         if (days > 0).all():
-            log.warning("patient '%s' has no baseline sample (day <= 0): clone elimination "
-                        "and signature changes cannot be assessed for it", patient)
+            log.warning(
+                "patient '%s' has no baseline sample (day <= 0): clone elimination "
+                "and signature changes cannot be assessed for it",
+                patient,
+            )
     return out.set_index("sample", drop=False)
 
 

@@ -9,11 +9,11 @@ rule cohort_assemble:
         h5mu="results/cohort.h5mu",
     log:
         "logs/cohort_assemble.log",
+    conda:
+        "../../envs/gex.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(2000, 4),
         runtime=runtime(20),
-    conda:
-        "../../envs/gex.yaml"
     script:
         "../../scripts/cohort_assemble.py"

@@ -7,24 +7,26 @@ if len(DEMO):
         """Simulate the embedded trial-like cohort (only the sheet rows under resources/demo/)."""
         input:
             ifn=resource("resources/genesets/IFN.gmt"),
-            ifn_alpha=resource("resources/genesets/HALLMARK_INTERFERON_ALPHA_RESPONSE.gmt"),
+            ifn_alpha=resource(
+                "resources/genesets/HALLMARK_INTERFERON_ALPHA_RESPONSE.gmt"
+            ),
             baff=resource("resources/genesets/BAFF.gmt"),
         output:
             h5=[local(p) for p in DEMO["gex"] if p.endswith(".h5")],
             mtx=[directory(local(p)) for p in DEMO["gex"] if not p.endswith(".h5")],
             bcr=[local(p) for p in DEMO["bcr"] if p and is_demo(p)],
             truth=directory("resources/demo/truth"),
-        params:
-            sheet=DEMO,
-            demo=config["demo"],
-            seed=config["seed"],
         log:
             "logs/demo_simulate.log",
+        conda:
+            "../../envs/simulate.yaml"
         threads: 1
         resources:
             mem_mb=lambda wc, attempt: 2000 * attempt,
             runtime=runtime(20),
-        conda:
-            "../../envs/simulate.yaml"
+        params:
+            sheet=DEMO,
+            demo=config["demo"],
+            seed=config["seed"],
         script:
             "../../scripts/demo_simulate.py"

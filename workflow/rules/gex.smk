@@ -6,17 +6,17 @@ rule gex_qc:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
         summary="results/gex/qc/{sample}.summary.tsv",
-    params:
-        qc=config["qc"],
-        seed=config["seed"],
     log:
         "logs/gex_qc/{sample}.log",
+    conda:
+        "../../envs/gex.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(1500, 20),
         runtime=runtime(15),
-    conda:
-        "../../envs/gex.yaml"
+    params:
+        qc=config["qc"],
+        seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
 
@@ -31,16 +31,16 @@ rule gex_qc_table:
             caption="../report/qc_table.rst",
             category="1. Quality control",
         ),
-    params:
-        sheet=SHEET,
     log:
         "logs/gex_qc_table.log",
+    conda:
+        "../../envs/gex.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(500),
         runtime=runtime(5),
-    conda:
-        "../../envs/gex.yaml"
+    params:
+        sheet=SHEET,
     script:
         "../../scripts/gex_qc_table.py"
 
@@ -51,18 +51,18 @@ rule gex_integrate:
         h5ads=expand("results/gex/qc/{sample}.h5ad", sample=SAMPLES),
     output:
         h5ad="results/gex/integrated.h5ad",
-    params:
-        sheet=SHEET,
-        integration=config["integration"],
-        seed=config["seed"],
     log:
         "logs/gex_integrate.log",
+    conda:
+        "../../envs/gex.yaml"
     threads: 2
     resources:
         mem_mb=mem_mb(2000, 6),
         runtime=runtime(60),
-    conda:
-        "../../envs/gex.yaml"
+    params:
+        sheet=SHEET,
+        integration=config["integration"],
+        seed=config["seed"],
     script:
         "../../scripts/gex_integrate.py"
 
@@ -79,16 +79,16 @@ rule gex_annotate:
             caption="../report/cell_types_table.rst",
             category="2. Cell types",
         ),
-    params:
-        sheet=SHEET,
-        annotation=config["annotation"],
     log:
         "logs/gex_annotate.log",
+    conda:
+        "../../envs/gex.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(1500, 3),
         runtime=runtime(30),
-    conda:
-        "../../envs/gex.yaml"
+    params:
+        sheet=SHEET,
+        annotation=config["annotation"],
     script:
         "../../scripts/gex_annotate.py"

@@ -1,0 +1,34 @@
+"""Rule bcr_clones: merged airr AnnData, clones and the tracking tables."""
+
+import anndata as ad
+
+from cartrack.clones import read_gex_cells, track_clones
+from cartrack.logs import setup_logging
+from cartrack.tables import write_tsv
+
+smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
+setup_logging(smk.log[0])
+inp, out, par = smk.input, smk.output, smk.params
+tracking = par.tracking
+
+gex_cells = read_gex_cells(
+    inp.gex,
+    genes=[tracking["cd19_gene"], tracking["bcma_gene"]],
+    proteins=[p for p in (tracking["cd19_protein"], tracking["bcma_protein"]) if p],
+)
+res = track_clones(
+    [ad.read_h5ad(path) for path in inp.h5ads],
+    gex_cells,
+    par.sheet,
+    productive_only=par.productive_only,
+    n_jobs=smk.threads,
+    **par.clone,
+    **tracking,
+)
+write_tsv(res.clones, out.clones)
+write_tsv(res.clone_timeline, out.timeline)
+write_tsv(res.b_cells, out.b_cells)
+write_tsv(res.elimination, out.elimination)
+write_tsv(res.chain_qc, out.chain_qc)
+write_tsv(res.cell_clones, out.cell_clones)
+res.airr.write_h5ad(out.airr, compression="gzip")

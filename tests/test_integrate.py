@@ -1,0 +1,90 @@
+"""Merging, normalisation and the sparse embedding with Harmony."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cartrack.integrate import embed, merge_samples, normalise, run_harmony
+
+SHEET = pd.DataFrame(
+    {
+        "patient": ["P1", "P1"],
+        "day": [-3, 90],
+        "tissue": ["PB", "PB"],
+        "timepoint": ["baseline", "M3"],
+        "batch": ["b1", "b2"],
+    },
+    index=pd.Index(["S1", "S2"], name="sample"),
+)
+
+
+def two_samples(n: int = 150, seed: int = 0, shift: float = 0.0) -> list[ad.AnnData]:
+    """Two samples with two cell populations; the second sample's counts carry a batch shift."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s, sample in enumerate(SHEET.index):
+        mean = rng.lognormal(0, 1, (2, 200))
+        mean[1, :20] *= 8  # population 2 over-expresses 20 genes
+        pops = rng.integers(0, 2, n)
+        m = mean[pops] * (1 + shift * s * (np.arange(200) % 3 == 0))
+        a = ad.AnnData(sp.csr_matrix(rng.poisson(m).astype(np.float32)))
+        a.var_names = [f"G{i}" for i in range(200)]
+        a.obs_names = [f"{sample}_c{i}" for i in range(n)]
+        a.obs["sample"] = sample
+        a.obs["pop"] = pops
+        out.append(a)
+    return out
+
+
+def test_merge_attaches_the_sheet_and_keeps_shared_genes():
+    samples = two_samples()
+    samples[1] = samples[1][:, :150].copy()
+    merged = merge_samples(samples, SHEET)
+    assert merged.n_obs == 300 and merged.n_vars == 150
+    assert merged.obs.loc["S2_c0", "timepoint"] == "M3"
+    assert merged.obs["day"].dtype.kind == "i"
+
+
+def test_normalise_keeps_counts():
+    merged = merge_samples(two_samples(), SHEET)
+    raw = merged.X.copy()
+    normalise(merged, target_sum=1e4)
+    assert (merged.layers["counts"] != raw).nnz == 0
+    assert np.allclose(np.expm1(merged.X[:5].toarray()).sum(axis=1), 1e4, rtol=1e-4)
+
+
+def test_embed_is_sparse_and_clusters_the_populations():
+    merged = merge_samples(two_samples(shift=1.5), SHEET)
+    normalise(merged)
+    embed(merged, n_top_genes=100, n_pcs=10, n_neighbors=10, leiden_resolution=0.3)
+    assert sp.issparse(merged.X)
+    assert merged.obsm["X_umap"].shape == (300, 2)
+    assert merged.obsm["X_pca_harmony"].shape == merged.obsm["X_pca"].shape
+    # clusters follow biology, not batch
+    ct = pd.crosstab(merged.obs["leiden"], merged.obs["pop"])
+    purity = ct.max(axis=1).sum() / ct.to_numpy().sum()
+    assert purity > 0.95
+
+
+def test_single_batch_skips_harmony():
+    samples = two_samples()
+    sheet = SHEET.assign(batch="one")
+    merged = merge_samples(samples, sheet)
+    normalise(merged)
+    embed(merged, n_top_genes=100, n_pcs=10, n_neighbors=10, batch_key="batch")
+    assert "X_pca_harmony" not in merged.obsm
+
+
+def test_harmony_result_is_cells_by_components_and_removes_a_shift():
+    rng = np.random.default_rng(0)
+    pcs = rng.normal(size=(400, 8))
+    batch = np.repeat(["a", "b"], 200)
+    pcs[batch == "b", 0] += 3
+    corrected = run_harmony(pcs, pd.DataFrame({"batch": batch}), "batch", seed=0)
+    assert corrected.shape == pcs.shape
+    gap_before = abs(pcs[batch == "a", 0].mean() - pcs[batch == "b", 0].mean())
+    gap_after = abs(corrected[batch == "a", 0].mean() - corrected[batch == "b", 0].mean())
+    assert gap_after < gap_before * 0.75
+    # each row is still the same cell: unshifted components barely move
+    assert np.corrcoef(corrected[:, 1], pcs[:, 1])[0, 1] > 0.9

@@ -1,0 +1,27 @@
+"""Static checks of the workflow: snakemake --lint and snakefmt."""
+
+import subprocess
+import sys
+
+from workflow_helpers import REPO
+
+
+def test_snakefmt_check():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_snakemake_lint():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--cores", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

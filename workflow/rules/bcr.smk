@@ -1,0 +1,55 @@
+# B-cell V(D)J: per-sample ingest, clones per patient, tracking tables.
+# Library: scripts/cartrack/bcr.py (ingest) and scripts/cartrack/clones.py (clones, tables).
+
+
+rule bcr_read:
+    """Read one sample's V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
+    input:
+        bcr=lambda wc: local(SHEET.loc[wc.sample, "bcr"]),
+    output:
+        h5ad="results/bcr/read/{sample}.h5ad",
+    log:
+        "logs/bcr_read/{sample}.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 20),
+        runtime=runtime(10),
+    params:
+        sample=lambda wc: wc.sample,
+        cells_only=config["bcr"]["cells_only"],
+        productive_only=config["bcr"]["productive_only"],
+    script:
+        "../../scripts/bcr_read.py"
+
+
+rule bcr_clones:
+    """Merge samples, chain QC, clones within patients, clones/timeline/B-cell/elimination tables."""
+    input:
+        h5ads=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
+        gex="results/gex/annotated.h5ad",
+    output:
+        clones="results/tables/clones.tsv",
+        timeline="results/tables/clone_timeline.tsv",
+        b_cells="results/tables/b_cells.tsv",
+        elimination="results/tables/elimination.tsv",
+        chain_qc="results/tables/chain_qc.tsv",
+        airr="results/bcr/airr.h5ad",
+        cell_clones="results/bcr/cell_clones.tsv",
+    log:
+        "logs/bcr_clones.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 2
+    resources:
+        # the gene-expression matrix is read in chunks: only the BCR data scales memory
+        mem_mb=mem_mb(3000, 1),
+        runtime=runtime(60),
+    params:
+        sheet=SHEET,
+        productive_only=config["bcr"]["productive_only"],
+        clone=config["bcr"]["clone"],
+        tracking=config["tracking"],
+    script:
+        "../../scripts/bcr_clones.py"

@@ -1,0 +1,311 @@
+# Figures (issue 5): drawn from results/tables/*.tsv and results/cohort.h5mu alone, so that
+# `snakemake --cores 2 figures` redraws them after a style change without recomputing any
+# analysis. Library: scripts/cartrack/plots.py; captions: workflow/report/fig_*.rst.
+
+# Figure (file stem) -> report category. Every figure is written as .pdf and .png; the PNGs
+# go into the report.
+FIGURES = {
+    "qc_cells": "1. Quality control",
+    "qc_thresholds": "1. Quality control",
+    "umap": "2. Cell types",
+    "composition": "2. Cell types",
+    "b_fraction": "3. B-cell reconstitution",
+    "reconstitution": "3. B-cell reconstitution",
+    "isotypes": "3. B-cell reconstitution",
+    "clone_tracking": "4. Clone tracking",
+    "clone_status": "4. Clone tracking",
+    "signatures_time": "5. Signatures",
+    "signature_changes": "5. Signatures",
+    "gsea": "5. Signatures",
+    "car_t": "6. CAR-T kinetics",
+}
+
+# Defaults of the `figures:` config block (workflow/schemas/figures.config.snippet.yaml), used
+# for keys the config leaves out.
+FIGURE_DEFAULTS = {
+    "width_mm": 89,
+    "wide_width_mm": 183,
+    "font_size": 7,
+    "dpi": 300,
+    "palette": "okabe_ito",
+    "top_clones": 10,
+    "gsea_top_terms": 10,
+    "signatures": ["IFN", "BAFF"],
+    "signature_cell_type": "all",
+    "tissue": "PB",
+}
+FIGURE_CONFIG = {**FIGURE_DEFAULTS, **config.get("figures", {})}
+FIGURE_PATIENTS = sorted(SHEET["patient"].astype(str).unique())
+# The plotting library is an input of every figure rule: editing the style there redraws the
+# figures (and nothing else) on the next run.
+PLOTS_LIBRARY = str(REPO / "scripts" / "cartrack" / "plots.py")
+
+
+# Every figure file (PDF and PNG): the input of rule figures.
+FIGURE_FILES = [
+    f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")
+]
+
+
+localrules:
+    figures,
+
+
+rule figures:
+    """Target: every figure, from the tables and cohort.h5mu (`snakemake figures`)."""
+    input:
+        FIGURE_FILES,
+
+
+rule figures_qc:
+    """Cells per sample before and after QC, and the per-sample QC thresholds."""
+    input:
+        qc="results/tables/qc.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        cells_pdf="results/figures/qc_cells.pdf",
+        cells_png=report(
+            "results/figures/qc_cells.png",
+            caption="../report/fig_qc_cells.rst",
+            category=FIGURES["qc_cells"],
+        ),
+        thresholds_pdf="results/figures/qc_thresholds.pdf",
+        thresholds_png=report(
+            "results/figures/qc_thresholds.png",
+            caption="../report/fig_qc_thresholds.rst",
+            category=FIGURES["qc_thresholds"],
+        ),
+    log:
+        "logs/figures_qc.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_qc.py"
+
+
+rule figures_umap:
+    """UMAP of the cohort by cell type, time point and patient, CAR-T cells highlighted."""
+    input:
+        h5mu="results/cohort.h5mu",
+        code=PLOTS_LIBRARY,
+    output:
+        pdf="results/figures/umap.pdf",
+        png=report(
+            "results/figures/umap.png",
+            caption="../report/fig_umap.rst",
+            category=FIGURES["umap"],
+        ),
+    log:
+        "logs/figures_umap.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 0.2),
+        runtime=runtime(10),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../../scripts/figures_umap.py"
+
+
+rule figures_composition:
+    """Cell-type composition per sample, and the B-cell fraction through aplasia and recovery."""
+    input:
+        cell_types="results/tables/cell_types.tsv",
+        b_cells="results/tables/b_cells.tsv",
+        elimination="results/tables/elimination.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        composition_pdf="results/figures/composition.pdf",
+        composition_png=report(
+            "results/figures/composition.png",
+            caption="../report/fig_composition.rst",
+            category=FIGURES["composition"],
+        ),
+        b_fraction_pdf="results/figures/b_fraction.pdf",
+        b_fraction_png=report(
+            "results/figures/b_fraction.png",
+            caption="../report/fig_b_fraction.rst",
+            category=FIGURES["b_fraction"],
+        ),
+    log:
+        "logs/figures_composition.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+        recovery_level=config.get("tracking", {}).get("recovery_b_fraction", 0.01),
+    script:
+        "../../scripts/figures_composition.py"
+
+
+rule figures_clones:
+    """The largest clones of each patient across time points, and clone status counts."""
+    input:
+        clones="results/tables/clones.tsv",
+        timeline="results/tables/clone_timeline.tsv",
+        b_cells="results/tables/b_cells.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        tracking_pdf="results/figures/clone_tracking.pdf",
+        tracking_png=report(
+            "results/figures/clone_tracking.png",
+            caption="../report/fig_clone_tracking.rst",
+            category=FIGURES["clone_tracking"],
+        ),
+        status_pdf="results/figures/clone_status.pdf",
+        status_png=report(
+            "results/figures/clone_status.png",
+            caption="../report/fig_clone_status.rst",
+            category=FIGURES["clone_status"],
+        ),
+    log:
+        "logs/figures_clones.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500, 2),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_clones.py"
+
+
+rule figures_reconstitution:
+    """Naive and IgM/IgD shares and clonal evenness over time; isotype composition."""
+    input:
+        b_cells="results/tables/b_cells.tsv",
+        elimination="results/tables/elimination.tsv",
+        h5mu="results/cohort.h5mu",
+        code=PLOTS_LIBRARY,
+    output:
+        reconstitution_pdf="results/figures/reconstitution.pdf",
+        reconstitution_png=report(
+            "results/figures/reconstitution.png",
+            caption="../report/fig_reconstitution.rst",
+            category=FIGURES["reconstitution"],
+        ),
+        isotypes_pdf="results/figures/isotypes.pdf",
+        isotypes_png=report(
+            "results/figures/isotypes.png",
+            caption="../report/fig_isotypes.rst",
+            category=FIGURES["isotypes"],
+        ),
+    log:
+        "logs/figures_reconstitution.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 0.2),
+        runtime=runtime(10),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_reconstitution.py"
+
+
+rule figures_signatures:
+    """IFN and BAFF scores over time per patient; heatmap of the changes from baseline."""
+    input:
+        signatures="results/tables/signatures.tsv",
+        changes="results/tables/signature_changes.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        time_pdf="results/figures/signatures_time.pdf",
+        time_png=report(
+            "results/figures/signatures_time.png",
+            caption="../report/fig_signatures_time.rst",
+            category=FIGURES["signatures_time"],
+        ),
+        changes_pdf="results/figures/signature_changes.pdf",
+        changes_png=report(
+            "results/figures/signature_changes.png",
+            caption="../report/fig_signature_changes.rst",
+            category=FIGURES["signature_changes"],
+        ),
+    log:
+        "logs/figures_signatures.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500, 2),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_signatures.py"
+
+
+rule figures_gsea:
+    """Dot plot of the top GSEA terms per cell type and comparison."""
+    input:
+        gsea="results/tables/gsea.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        pdf="results/figures/gsea.pdf",
+        png=report(
+            "results/figures/gsea.png",
+            caption="../report/fig_gsea.rst",
+            category=FIGURES["gsea"],
+        ),
+    log:
+        "logs/figures_gsea.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(500, 2),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+    script:
+        "../../scripts/figures_gsea.py"
+
+
+rule figures_car_t:
+    """CAR-T cells as a share of T cells over time per patient."""
+    input:
+        h5mu="results/cohort.h5mu",
+        code=PLOTS_LIBRARY,
+    output:
+        pdf="results/figures/car_t.pdf",
+        png=report(
+            "results/figures/car_t.png",
+            caption="../report/fig_car_t.rst",
+            category=FIGURES["car_t"],
+        ),
+    log:
+        "logs/figures_car_t.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 0.2),
+        runtime=runtime(10),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_car_t.py"
