@@ -178,10 +178,11 @@ def main() -> None:
         f"times on a machine shared with other jobs (load average {os.getloadavg()[0]:.1f} at "
         "the end): treat them as upper bounds.",
         "",
-        "",
         "Accuracy against the simulated clones: *mixed* = called clones holding cells of two or",
         "more true clones, *split* = true clones spread over two or more called clones (cells",
-        "with a clone only; light-only cells have none).",
+        "with a clone only; light-only cells have none). Splits are the 85% rule at work: members",
+        "carry up to two independent substitutions each, so two members of a small clone can",
+        "differ at four positions (> 15% of a 12-22 aa junction) with no member in between.",
         "",
         "| BCR+ cells | true clones | called clones | cells with clone | mixed | split | "
         "index_chains + chain_qc (s) | define_clones (s) | peak RSS (MB) | "

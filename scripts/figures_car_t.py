@@ -11,4 +11,4 @@ colours = plots.configure(
 )
 table = plots.car_t_table(plots.read_obs(smk.input.h5mu))
 fig = plots.car_t(table, colours=colours, width_mm=cfg["width_mm"], tissue=cfg["tissue"])
-plots.save(fig, plots.stem(smk.output.pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(smk.output.pdf), dpi=cfg["dpi"])

@@ -17,6 +17,6 @@ fig = plots.clone_tracking(
     top=cfg["top_clones"],
     width_mm=cfg["wide_width_mm"],
 )
-plots.save(fig, plots.stem(out.tracking_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.tracking_pdf), dpi=cfg["dpi"])
 fig = plots.clone_status(clones, colours=colours, width_mm=cfg["width_mm"])
-plots.save(fig, plots.stem(out.status_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.status_pdf), dpi=cfg["dpi"])

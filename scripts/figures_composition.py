@@ -14,7 +14,7 @@ b_cells = plots.read_tsv(inp.b_cells)
 elimination = plots.read_tsv(inp.elimination)
 
 fig = plots.composition(cell_types, samples=b_cells, width_mm=cfg["wide_width_mm"])
-plots.save(fig, plots.stem(out.composition_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.composition_pdf), dpi=cfg["dpi"])
 fig = plots.b_fraction(
     b_cells,
     recovery=plots.recovery_days(elimination, b_cells),
@@ -23,4 +23,4 @@ fig = plots.b_fraction(
     width_mm=cfg["width_mm"],
     tissue=cfg["tissue"],
 )
-plots.save(fig, plots.stem(out.b_fraction_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.b_fraction_pdf), dpi=cfg["dpi"])

@@ -10,4 +10,4 @@ plots.configure(font_size=cfg["font_size"], palette=cfg["palette"])
 fig = plots.gsea_dotplot(
     plots.read_tsv(smk.input.gsea), top=cfg["gsea_top_terms"], width_mm=cfg["wide_width_mm"]
 )
-plots.save(fig, plots.stem(smk.output.pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(smk.output.pdf), dpi=cfg["dpi"])

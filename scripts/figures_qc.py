@@ -11,6 +11,6 @@ colours = plots.configure(
 )
 qc = plots.read_tsv(smk.input.qc)
 fig = plots.qc_cells(qc, colours=colours, width_mm=cfg["width_mm"])
-plots.save(fig, plots.stem(smk.output.cells_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(smk.output.cells_pdf), dpi=cfg["dpi"])
 fig = plots.qc_thresholds(qc, colours=colours, width_mm=cfg["wide_width_mm"])
-plots.save(fig, plots.stem(smk.output.thresholds_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(smk.output.thresholds_pdf), dpi=cfg["dpi"])

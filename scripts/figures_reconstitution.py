@@ -17,7 +17,7 @@ fig = plots.reconstitution(
     width_mm=cfg["width_mm"],
     tissue=cfg["tissue"],
 )
-plots.save(fig, plots.stem(out.reconstitution_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.reconstitution_pdf), dpi=cfg["dpi"])
 isotypes = plots.isotype_table(plots.read_obs(inp.h5mu))
 fig = plots.isotypes(isotypes, width_mm=cfg["wide_width_mm"])
-plots.save(fig, plots.stem(out.isotypes_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.isotypes_pdf), dpi=cfg["dpi"])

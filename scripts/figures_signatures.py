@@ -17,8 +17,8 @@ fig = plots.signatures_time(
     width_mm=cfg["width_mm"],
     tissue=cfg["tissue"],
 )
-plots.save(fig, plots.stem(out.time_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.time_pdf), dpi=cfg["dpi"])
 fig = plots.signature_changes(
     plots.read_tsv(inp.changes), first=cfg["signatures"], width_mm=cfg["wide_width_mm"]
 )
-plots.save(fig, plots.stem(out.changes_pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(out.changes_pdf), dpi=cfg["dpi"])

@@ -11,4 +11,4 @@ colours = plots.configure(
 )
 obs = plots.read_obs(smk.input.h5mu, umap=True)
 fig = plots.umap(obs, colours=colours, width_mm=cfg["wide_width_mm"], seed=smk.params.seed)
-plots.save(fig, plots.stem(smk.output.pdf), dpi=cfg["dpi"])
+plots.save(fig, plots.figure_stem(smk.output.pdf), dpi=cfg["dpi"])

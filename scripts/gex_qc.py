@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from cartrack.io import read_gex
+from cartrack.io import InputError, read_gex
 from cartrack.logs import setup_logging
 from cartrack.qc import run_qc
 from cartrack.tables import write_tsv
@@ -10,7 +10,10 @@ from cartrack.tables import write_tsv
 setup_logging(snakemake.log[0])
 sample = snakemake.wildcards.sample
 gex, prot = read_gex(snakemake.input.gex, sample=sample)
-kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
+try:
+    kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
+except InputError as error:
+    raise InputError(f"sample '{sample}': gex file '{snakemake.input.gex}': {error}") from None
 if prot is not None:
     kept.obsm["prot_counts"] = prot[kept.obs_names].to_df()
 cols = [

@@ -435,6 +435,7 @@ def test_track_clones_end_to_end(tmp_path):
         heavy("d", v="IGHV4-34", c="IGHM"),
         heavy("nogex"),
         heavy("tcell"),
+        light("lo"),  # a plasma cell with a light chain only: BCR+, but no clone
     ]
     post = [
         heavy("n1", v="IGHV1-2", c="IGHM"),
@@ -460,6 +461,7 @@ def test_track_clones_end_to_end(tmp_path):
         "P1_base_b": ("plasmablast", 1, 1),
         "P1_base_c": ("B_memory", 3, 0),
         "P1_base_d": ("B_naive", 1, 0),
+        "P1_base_lo": ("plasma_cell", 0, 5),
         "P1_base_tcell": ("T_CD4", 0, 0),
         "P1_base_x": ("B_naive", 0, 0),
         "P1_d14_t": ("T_CD8", 0, 0),
@@ -489,9 +491,11 @@ def test_track_clones_end_to_end(tmp_path):
     assert qc.loc["P1_d14", "n_bcr_cells"] == 0
     b = res.b_cells.set_index("sample")
     assert list(b.index) == ["P1_base", "P1_d14", "P1_m3", "P1_m6"]
-    assert b.loc["P1_base", "n_b_cells"] == 3 and b.loc["P1_base", "n_cells"] == 6
+    assert b.loc["P1_base", "n_b_cells"] == 3 and b.loc["P1_base", "n_cells"] == 7
     assert b.loc["P1_base", "naive_fraction"] == pytest.approx(2 / 3)
-    assert b.loc["P1_base", "n_bcr_cells"] == 4
+    assert b.loc["P1_base", "n_bcr_cells"] == 5 and b.loc["P1_base", "n_bcr_with_clone"] == 4
+    assert b.loc["P1_base", "igm_igd_fraction"] == pytest.approx(1 / 4)  # heavy chains only
+    assert qc.loc["P1_base", "n_orphan_vj"] == 1
     assert b.loc["P1_m3", "igm_igd_fraction"] == pytest.approx(2 / 3)
     assert b.loc["P1_m3", "shannon_evenness"] == pytest.approx(1.0)
     assert b.loc["P1_base", "top_clone_fraction"] == pytest.approx(3 / 4)

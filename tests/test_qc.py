@@ -78,3 +78,11 @@ def test_small_samples_skip_doublet_detection():
     a = sample(n=60)
     kept, summary = run_qc(a, min_cells_for_doublets=100)
     assert summary["n_doublets"] == 0 and a.obs["doublet_score"].isna().all()
+
+
+def test_losing_every_cell_is_a_clear_error():
+    from cartrack.io import InputError
+
+    a = sample(n=150)
+    with pytest.raises(InputError, match=r"QC removed all 150 cells: median \d+ genes"):
+        run_qc(a, min_genes=10_000)

@@ -21,16 +21,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Polygon
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch, Polygon  # noqa: E402
+from cartrack.annotate import CELL_TYPES, T_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +54,6 @@ PALETTES: dict[str, list[str]] = {
 # Patients beyond the palette's length reuse its colours with another marker.
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 
-CELL_TYPES = [
-    "B_naive", "B_transitional", "B_memory", "B_atypical", "plasmablast", "plasma_cell",
-    "T_CD4", "T_CD8", "NK", "monocyte", "DC", "other",
-]  # fmt: skip
-B_CELLS = CELL_TYPES[:4]
-T_CELLS = ["T_CD4", "T_CD8"]
 # Paul Tol's muted scheme plus two of his vibrant colours and grey: B lineage in cool hues and
 # plasma cells in reds, T/NK in greens and yellows, myeloid in orange and blue.
 CELL_TYPE_COLOURS = {
@@ -157,7 +150,7 @@ def configure(
     return patient_colours(patients, palette=palette)
 
 
-def stem(path: str | Path) -> Path:
+def figure_stem(path: str | Path) -> Path:
     """A figure file's path without its extension (for :func:`save`)."""
     return Path(path).with_suffix("")
 

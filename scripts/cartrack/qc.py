@@ -8,6 +8,8 @@ import pandas as pd
 import scanpy as sc
 from scipy.stats import median_abs_deviation
 
+from cartrack.io import InputError
+
 log = logging.getLogger(__name__)
 
 IG_PATTERN = r"^(IG[HKL][VDJC]|IGH[MDGAE]|IGKC|IGLC|JCHAIN)"
@@ -175,6 +177,15 @@ def run_qc(
     )
     summary = qc_summary(adata, thresholds)
     keep = ~(adata.obs["low_quality"] | adata.obs["doublet"]).to_numpy()
+    if not keep.any():
+        obs = adata.obs
+        raise InputError(
+            f"QC removed all {adata.n_obs} cells: median {obs['n_genes_by_counts'].median():.0f} "
+            f"genes and {obs['total_counts'].median():.0f} counts per cell (qc.min_genes is "
+            f"{min_genes}), median {obs['pct_counts_mt'].median():.1f}% mitochondrial "
+            f"(qc.max_pct_mito is {max_pct_mito}). Is this a filtered matrix of whole "
+            "transcriptomes? Lower the qc thresholds in your config if it is."
+        )
     log.info(
         "QC: %d cells in, %d low quality, %d doublets, %d kept",
         adata.n_obs,

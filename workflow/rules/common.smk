@@ -76,7 +76,7 @@ def all_outputs():
         "signature_changes",
         "gsea",
     ]
-    return [f"results/tables/{t}.tsv" for t in tables] + ["results/cohort.h5mu"]
+    return [f"results/tables/{t}.tsv" for t in tables] + ["results/cohort.h5mu", *FIGURE_FILES]
 
 
 def signature_gmts():

@@ -149,7 +149,7 @@ rule figures_composition:
     params:
         figures=FIGURE_CONFIG,
         patients=FIGURE_PATIENTS,
-        recovery_level=config.get("tracking", {}).get("recovery_b_fraction", 0.01),
+        recovery_level=lookup(dpath="tracking/recovery_b_fraction", within=config),
     script:
         "../../scripts/figures_composition.py"
 
