@@ -11,7 +11,7 @@
 # Needs root (it installs packages and writes /etc/slurm). Design, measured on a 2-core
 # Debian 12 container (no systemd; SLURM needs no cgroups here):
 # - No accounting database: AccountingStorageType=accounting_storage/none. Job states are
-#   read with squeue, which shows finished jobs for MinJobAge seconds, so MinJobAge=600
+#   read with squeue, which shows finished jobs for MinJobAge seconds, so MinJobAge=3600
 #   (the SLURM executor uses squeue when MinJobAge >= 3 x its first status-check delay).
 #   Run snakemake with `--slurm-status-command squeue` (tests/test_slurm.py does): with
 #   accounting off, sacct fails and the plugin's default sacct check waits forever.
@@ -118,10 +118,10 @@ SelectTypeParameters=CR_Core_Memory
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
 JobAcctGatherParams=OverMemoryKill
-# No slurmdbd: squeue is the status source, so finished jobs stay visible for 10 min.
+# No slurmdbd: squeue is the status source, so finished jobs stay visible for 1 h.
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-MinJobAge=600
+MinJobAge=3600
 # Bring the node back after a restart; short kill grace for tests.
 ReturnToService=2
 KillWait=5

@@ -508,6 +508,7 @@ def test_patient_without_b_cells(b_cells, clones, timeline, obs):
 # --------------------------------------------------------------------------------------
 @pytest.mark.workflow
 def test_figures_target_and_report(tiny_run):
+    import yaml
     from workflow_helpers import run_snakemake
 
     run_snakemake(tiny_run, "--cores", "2", "figures")
@@ -535,6 +536,15 @@ def test_figures_target_and_report(tiny_run):
     # figures only: nothing else is rerun by the figures target
     dry = run_snakemake(tiny_run, "--cores", "2", "figures", "-n")
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    # a style change redraws figures and recomputes no analysis
+    config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())
+    config["figures"].update(font_size=8, palette="tol_muted")
+    style = tiny_run / "config" / "style.yaml"
+    style.write_text(yaml.safe_dump(config))  # keys reordered too: must not matter
+    dry = run_snakemake(tiny_run, "--cores", "2", "figures", "-n", "--configfile", str(style))
+    stats = (dry.stdout + dry.stderr).split("Job stats:")[1].split("total")[0]
+    jobs = [line.split()[0] for line in stats.splitlines()[3:] if line.strip()]
+    assert jobs and all(job.startswith("figures") for job in jobs), jobs
     run_snakemake(tiny_run, "--cores", "1", "--report", "results/report.html")
     html = (tiny_run / "results" / "report.html").read_text(errors="replace")
     for stem in stems:

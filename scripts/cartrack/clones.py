@@ -532,7 +532,7 @@ def sheet_table(sheet: pd.DataFrame) -> pd.DataFrame:
 
 def p_missed(
     baseline_frequency: pd.Series | np.ndarray | float, n_post: pd.Series | np.ndarray | int
-):
+) -> np.ndarray:
     """Probability of sampling none of a clone's cells after infusion had it persisted.
 
     ``(1 - f) ** N`` with ``f`` the clone's baseline frequency among the patient's BCR+

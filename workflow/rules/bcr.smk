@@ -30,11 +30,31 @@ rule bcr_clones:
         h5ads=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
         gex="results/gex/annotated.h5ad",
     output:
-        clones="results/tables/clones.tsv",
-        timeline="results/tables/clone_timeline.tsv",
-        b_cells="results/tables/b_cells.tsv",
-        elimination="results/tables/elimination.tsv",
-        chain_qc="results/tables/chain_qc.tsv",
+        clones=report(
+            "results/tables/clones.tsv",
+            caption="../report/table_clones.rst",
+            category="4. Clone tracking",
+        ),
+        timeline=report(
+            "results/tables/clone_timeline.tsv",
+            caption="../report/table_clone_timeline.rst",
+            category="4. Clone tracking",
+        ),
+        b_cells=report(
+            "results/tables/b_cells.tsv",
+            caption="../report/table_b_cells.rst",
+            category="3. B-cell reconstitution",
+        ),
+        elimination=report(
+            "results/tables/elimination.tsv",
+            caption="../report/table_elimination.rst",
+            category="4. Clone tracking",
+        ),
+        chain_qc=report(
+            "results/tables/chain_qc.tsv",
+            caption="../report/table_chain_qc.rst",
+            category="1. Quality control",
+        ),
         airr="results/bcr/airr.h5ad",
         cell_clones="results/bcr/cell_clones.tsv",
     log:

@@ -14,6 +14,17 @@ from cartrack.sheet import load_sheet  # noqa: E402
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def sort_keys(value):
+    """Nested dicts with sorted keys: rules pass config sections as params, and Snakemake
+    would rerun them when only the order of keys in a config file changed."""
+    if isinstance(value, dict):
+        return {key: sort_keys(value[key]) for key in sorted(value)}
+    return value
+
+
+config.update(sort_keys(config))
+
 DEMO_DIR = Path("resources/demo").resolve()
 
 
@@ -76,7 +87,10 @@ def all_outputs():
         "signature_changes",
         "gsea",
     ]
-    return [f"results/tables/{t}.tsv" for t in tables] + ["results/cohort.h5mu", *FIGURE_FILES]
+    return [f"results/tables/{t}.tsv" for t in tables] + [
+        "results/cohort.h5mu",
+        *FIGURE_FILES,
+    ]
 
 
 def signature_gmts():

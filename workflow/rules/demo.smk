@@ -19,10 +19,11 @@ if len(DEMO):
         log:
             "logs/demo_simulate.log",
         conda:
-            "../../envs/simulate.yaml"
+            "../../envs/gex.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wc, attempt: 2000 * attempt,
+            # the simulator holds one sample's dense means at a time
+            mem_mb=mem_mb(1000 + config["demo"]["cells_per_sample"] * 4),
             runtime=runtime(20),
         params:
             sheet=DEMO,

@@ -20,21 +20,7 @@ FIGURES = {
     "car_t": "6. CAR-T kinetics",
 }
 
-# Defaults of the `figures:` config block (workflow/schemas/figures.config.snippet.yaml), used
-# for keys the config leaves out.
-FIGURE_DEFAULTS = {
-    "width_mm": 89,
-    "wide_width_mm": 183,
-    "font_size": 7,
-    "dpi": 300,
-    "palette": "okabe_ito",
-    "top_clones": 10,
-    "gsea_top_terms": 10,
-    "signatures": ["IFN", "BAFF"],
-    "signature_cell_type": "all",
-    "tissue": "PB",
-}
-FIGURE_CONFIG = {**FIGURE_DEFAULTS, **config.get("figures", {})}
+FIGURE_CONFIG = config["figures"]
 FIGURE_PATIENTS = sorted(SHEET["patient"].astype(str).unique())
 # The plotting library is an input of every figure rule: editing the style there redraws the
 # figures (and nothing else) on the next run.

@@ -28,7 +28,7 @@ rule gex_qc_table:
     output:
         table=report(
             "results/tables/qc.tsv",
-            caption="../report/qc_table.rst",
+            caption="../report/table_qc.rst",
             category="1. Quality control",
         ),
     log:
@@ -76,7 +76,7 @@ rule gex_annotate:
         h5ad="results/gex/annotated.h5ad",
         table=report(
             "results/tables/cell_types.tsv",
-            caption="../report/cell_types_table.rst",
+            caption="../report/table_cell_types.rst",
             category="2. Cell types",
         ),
     log:

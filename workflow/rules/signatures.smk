@@ -9,8 +9,16 @@ rule signatures_score:
     output:
         scores="results/signatures/scores.tsv",
         control_gmt="results/signatures/random_control.gmt",
-        summary="results/tables/signatures.tsv",
-        changes="results/tables/signature_changes.tsv",
+        summary=report(
+            "results/tables/signatures.tsv",
+            caption="../report/table_signatures.rst",
+            category="5. Signatures",
+        ),
+        changes=report(
+            "results/tables/signature_changes.tsv",
+            caption="../report/table_signature_changes.rst",
+            category="5. Signatures",
+        ),
     log:
         "logs/signatures_score.log",
     conda:
@@ -43,7 +51,11 @@ rule signatures_gsea:
         gmt=signature_gmts(),
         control_gmt="results/signatures/random_control.gmt",
     output:
-        gsea="results/tables/gsea.tsv",
+        gsea=report(
+            "results/tables/gsea.tsv",
+            caption="../report/table_gsea.rst",
+            category="5. Signatures",
+        ),
     log:
         "logs/signatures_gsea.log",
     conda:
