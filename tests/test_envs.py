@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
 RULES = REPO / "workflow" / "rules"
 SCRIPTS = REPO / "scripts"
-TOPICS = ["gex", "bcr", "signatures", "figures", "simulate"]
+TOPICS = ["gex", "bcr", "signatures", "figures"]
 
 # conda-forge/bioconda name -> PyPI name, where they differ (beyond case and -_.).
 CONDA_TO_PYPI = {

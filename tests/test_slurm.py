@@ -244,7 +244,7 @@ def read_tables(workdir: Path) -> dict[str, Path]:
 
 @pytest.mark.slurm
 @pytest.mark.workflow
-def test_workflow_slurm_matches_local(slurm_cluster, tmp_path):
+def test_workflow_slurm_matches_local(slurm_cluster, tiny_run, tmp_path):
     """The tiny demo cohort through SLURM gives the same tables as a local run, and its
     jobs really ran as SLURM jobs."""
     if not (REPO / "workflow" / "Snakefile").is_file():
@@ -252,14 +252,10 @@ def test_workflow_slurm_matches_local(slurm_cluster, tmp_path):
     helpers = pytest.importorskip("workflow_helpers", reason="tests/workflow_helpers.py missing")
     timeout = int(os.environ.get("CARTRACK_SLURM_TIMEOUT", "2400"))
 
-    local = tmp_path / "local"
+    local = tiny_run  # the local run of the tiny cohort that the other workflow tests use
     cluster = tmp_path / "slurm"
-    local.mkdir()
     cluster.mkdir()
-    local = helpers.make_tiny_project(local)
     cluster = helpers.make_tiny_project(cluster)
-
-    helpers.run_snakemake(local, "--cores", "2", timeout=timeout)
 
     cpus = node_cpus()
     log_dir = Path(cluster) / ".snakemake" / "log"

@@ -67,7 +67,7 @@ rule figures_qc:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(500),
+        mem_mb=mem_mb(1000),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
@@ -130,7 +130,7 @@ rule figures_composition:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(500),
+        mem_mb=mem_mb(1000),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
@@ -166,7 +166,7 @@ rule figures_clones:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(500, 2),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
@@ -235,7 +235,7 @@ rule figures_signatures:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(500, 2),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
@@ -262,7 +262,7 @@ rule figures_gsea:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(500, 2),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
