@@ -421,6 +421,8 @@ def test_read_gex_cells(tmp_path, caplog):
     assert cells["rna_NOPE"].isna().all() and "NOPE" in caplog.text
     assert list(cells["prot_CD19"]) == [5, 0, 7]
     assert cells["prot_CD269"].isna().all()
+    mouse = read_gex_cells(path, genes=["Cd19", "Tnfrsf17"])  # symbols differ in case only
+    assert list(mouse["rna_Cd19"]) == [1, 0, 3] and list(mouse["rna_Tnfrsf17"]) == [5, 0, 1]
 
 
 # ------------------------------------------------------------------- end to end

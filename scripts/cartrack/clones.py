@@ -422,13 +422,16 @@ def read_gex_cells(
             raise InputError(f"{path}: no raw counts in layers[{layer!r}]")
         store = f["layers"][layer]
         matrix = sparse_dataset(store) if isinstance(store, h5py.Group) else store
-        present = [g for g in genes if g in var_names]
+        # exact symbol first, else a case-insensitive match (mouse data carry Cd19)
+        upper = {name.upper(): name for name in var_names}
+        found = {g: g if g in var_names else upper.get(g.upper()) for g in genes}
+        present = [g for g in genes if found[g] is not None]
         for g in genes:
-            if g not in var_names:
+            if found[g] is None:
                 log.warning(
                     "%s: gene %s not in var_names; its counts are treated as missing", path, g
                 )
-        cols = var_names.get_indexer(present)
+        cols = var_names.get_indexer([found[g] for g in present])
         values = np.full((len(obs), len(present)), np.nan)
         if present:
             for start in range(0, len(obs), chunk):
