@@ -18,6 +18,16 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+FIGURE_RULES = [
+    "figures_qc",
+    "figures_umap",
+    "figures_composition",
+    "figures_clones",
+    "figures_reconstitution",
+    "figures_signatures",
+    "figures_gsea",
+    "figures_car_t",
+]
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -59,7 +69,9 @@ def main() -> None:
     wall, peak, rc = run([*snakemake, "--cores", str(args.cores)], workdir)
     if rc != 0:
         sys.exit(f"workflow failed (exit {rc}) in {workdir}")
-    fig_wall, fig_peak, rc = run([*snakemake, "--cores", str(args.cores), "figures"], workdir)
+    # a style change: every figure redrawn from the tables, no analysis rerun
+    redraw = ["figures", "--forcerun", *FIGURE_RULES]
+    fig_wall, fig_peak, rc = run([*snakemake, "--cores", str(args.cores), *redraw], workdir)
     n_cells = sum(
         int(line.split("\t")[5])
         for line in (workdir / "results/tables/qc.tsv").read_text().splitlines()[1:]
@@ -78,7 +90,7 @@ def main() -> None:
     ]
     if rc == 0:
         lines.append(
-            f"| `snakemake --cores {args.cores} figures` | {fig_wall:.0f} s | "
+            f"| every figure redrawn (`figures --forcerun figures_*`) | {fig_wall:.0f} s | "
             f"{fig_peak / 2**30:.2f} GiB |"
         )
     (REPO / "benchmarks" / "results_demo.md").write_text("\n".join(lines) + "\n")
