@@ -389,9 +389,23 @@ def _day_axes(axes, days: Iterable, **kwargs) -> None:
         ax.set_xlabel("")
 
 
-def _grid(n: int, ncols: int) -> tuple[int, int]:
+def _patient_grid(
+    n: int, *, ncols: int, width_mm: float, top_mm: float, row_mm: float
+) -> tuple[Figure, np.ndarray, int]:
+    """One panel per patient (at least one), `ncols` wide, sharing the y axis; returns the
+    figure, the flat array of axes and the number of columns used."""
+    n = max(n, 1)
     ncols = max(1, min(ncols, n))
-    return int(np.ceil(n / ncols)), ncols
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=_size(width_mm, top_mm + row_mm * nrows),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    return fig, axes.ravel(), ncols
 
 
 def _patient_legend(fig_or_ax, colours, markers=None, *, extra=(), **kwargs):
@@ -654,16 +668,9 @@ def composition(
         tp = samples.drop_duplicates("sample").set_index("sample")["timepoint"]
         cell_types = cell_types.assign(timepoint=cell_types["sample"].map(tp))
     patients = sorted_patients(cell_types.get("patient", []))
-    nrows, ncols = _grid(max(len(patients), 1), ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=_size(width_mm, 12 + 42 * nrows),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
+    fig, axes, ncols = _patient_grid(
+        len(patients), ncols=ncols, width_mm=width_mm, top_mm=12, row_mm=42
     )
-    axes = axes.ravel()
     if not patients:
         _empty(axes[0], "no cell types")
         return fig
@@ -809,16 +816,9 @@ def clone_tracking(
     pats = sorted_patients(
         [*timeline.get("patient", []), *(samples["patient"] if samples is not None else [])]
     )
-    nrows, ncols = _grid(max(len(pats), 1), ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=_size(width_mm, 16 + 44 * nrows),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
+    fig, axes, ncols = _patient_grid(
+        len(pats), ncols=ncols, width_mm=width_mm, top_mm=16, row_mm=44
     )
-    axes = axes.ravel()
     if not pats:
         _empty(axes[0], "no clones")
         return fig
@@ -1075,16 +1075,9 @@ def isotype_table(obs: pd.DataFrame) -> pd.DataFrame:
 def isotypes(table: pd.DataFrame, *, width_mm: float = DOUBLE_MM, ncols: int = 3) -> Figure:
     """Isotype composition of each sample's B-lineage cells, one panel per patient."""
     pats = sorted_patients(table.get("patient", []))
-    nrows, ncols = _grid(max(len(pats), 1), ncols)
-    fig, axes = plt.subplots(
-        nrows,
-        ncols,
-        figsize=_size(width_mm, 12 + 40 * nrows),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
+    fig, axes, ncols = _patient_grid(
+        len(pats), ncols=ncols, width_mm=width_mm, top_mm=12, row_mm=40
     )
-    axes = axes.ravel()
     if not pats:
         _empty(axes[0], "no isotypes")
         return fig
