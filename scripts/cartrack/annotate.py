@@ -14,6 +14,7 @@ CELL_TYPES = [
     "T_CD4", "T_CD8", "NK", "monocyte", "DC", "other",
 ]  # fmt: skip
 B_CELLS = CELL_TYPES[:4]
+NAIVE_B = CELL_TYPES[:2]  # naive_fraction counts naive and transitional B cells
 B_LINEAGE = CELL_TYPES[:6]
 T_CELLS = ["T_CD4", "T_CD8"]
 

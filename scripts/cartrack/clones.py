@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from cartrack.annotate import B_CELLS, B_LINEAGE, NAIVE_B
 from cartrack.bcr import (
     _clonotype_clusters,
     _exclude_missing_genes,
@@ -49,9 +50,9 @@ from cartrack.io import InputError
 
 log = logging.getLogger(__name__)
 
-B_CELL_TYPES = ("B_naive", "B_transitional", "B_memory", "B_atypical")
-B_LINEAGE_TYPES = (*B_CELL_TYPES, "plasmablast", "plasma_cell")
-NAIVE_TYPES = ("B_naive", "B_transitional")
+B_CELL_TYPES = tuple(B_CELLS)
+B_LINEAGE_TYPES = tuple(B_LINEAGE)
+NAIVE_TYPES = tuple(NAIVE_B)
 BLOOD = "PB"
 STATUSES = ("eliminated", "persistent", "emergent", "not_assessable")
 LIGHT_ONLY_MODES = ("exclude", "attach", "separate")

@@ -36,6 +36,8 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse, stats
 
+from cartrack.annotate import B_CELLS, B_LINEAGE
+
 log = logging.getLogger(__name__)
 
 #: Old symbol -> current HGNC symbol, for genes of the shipped sets that Cell Ranger references
@@ -54,15 +56,8 @@ ALIASES: dict[str, str] = {
 
 #: Named groups of `cell_type` labels (CONTRACT.md) that tables can report next to single types.
 CELL_TYPE_GROUPS: dict[str, tuple[str, ...]] = {
-    "B_cells": ("B_naive", "B_transitional", "B_memory", "B_atypical"),
-    "B_lineage": (
-        "B_naive",
-        "B_transitional",
-        "B_memory",
-        "B_atypical",
-        "plasmablast",
-        "plasma_cell",
-    ),
+    "B_cells": tuple(B_CELLS),
+    "B_lineage": tuple(B_LINEAGE),
 }
 
 #: `cell_type` value for all cells of a sample.

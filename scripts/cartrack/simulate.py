@@ -20,11 +20,11 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
+from cartrack.annotate import B_CELLS, B_LINEAGE, NAIVE_B
+
 log = logging.getLogger(__name__)
 
-B_TYPES = ["B_naive", "B_transitional", "B_memory", "B_atypical"]
-B_LINEAGE = [*B_TYPES, "plasmablast", "plasma_cell"]
-CELL_TYPES = [*B_LINEAGE, "T_CD4", "T_CD8", "NK", "monocyte", "DC", "other"]
+B_TYPES = B_CELLS
 LINEAGE = {
     **{t: "B" for t in B_TYPES},
     "plasmablast": "plasma",
@@ -557,7 +557,7 @@ class Cohort:
         if clone is None:
             heavy = random_chain(rng, "IGH", (12, 20))
             light = random_chain(rng, str(rng.choice(["IGK", "IGL"])), (10, 13))
-            shm = 0.0 if cell_type in ("B_naive", "B_transitional") else 0.04
+            shm = 0.0 if cell_type in NAIVE_B else 0.04
         else:
             muts = int(rng.choice([0, 1, 2], p=[0.4, 0.4, 0.2]))
             heavy = Chain(
@@ -570,7 +570,7 @@ class Cohort:
             light = clone.light
             shm = clone.shm
             clone.members.append(cell_type)
-        if cell_type in ("B_naive", "B_transitional"):
+        if cell_type in NAIVE_B:
             isotype = "IgM" if rng.random() < 0.85 else "IgD"
         elif cell_type == "B_memory" and clone is None:
             isotype = str(rng.choice(["IgM", "IgG1", "IgA1", "IgG2"]))
