@@ -2,9 +2,10 @@
 
 import anndata as ad
 
-from cartrack.clones import read_gex_cells, track_clones
+from cartrack.double_positive import read_gex_cells
 from cartrack.logs import setup_logging
 from cartrack.tables import write_tsv
+from cartrack.tracking import track_clones
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])

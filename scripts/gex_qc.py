@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from cartrack.io import InputError, read_gex
+from cartrack.design import InputError
+from cartrack.io import read_gex
 from cartrack.logs import setup_logging
 from cartrack.qc import run_qc
 from cartrack.tables import write_tsv

@@ -7,12 +7,12 @@ import pytest
 import scipy.sparse as sp
 
 from cartrack.annotate import (
-    CELL_TYPES,
     annotate_cell_types,
     call_car_t,
     cell_type_table,
     read_markers,
 )
+from cartrack.design import CELL_TYPES
 
 MARKERS = pd.DataFrame(
     {
@@ -56,7 +56,7 @@ def test_markers_give_the_planted_types():
     a, truth = toy()
     annotate_cell_types(a, MARKERS)
     assert (a.obs["cell_type"].astype(str).to_numpy() == np.array(truth)).mean() > 0.95
-    assert list(a.obs["cell_type"].cat.categories) == CELL_TYPES
+    assert tuple(a.obs["cell_type"].cat.categories) == CELL_TYPES
 
 
 def test_cluster_majority_smooths_noisy_calls():

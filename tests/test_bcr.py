@@ -24,7 +24,8 @@ from cartrack.bcr import (
     read_bcr,
     translate,
 )
-from cartrack.io import InputError, read_gex
+from cartrack.design import InputError
+from cartrack.io import read_gex
 
 MELANOMA = "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
 SCIRPY_JSON = "scirpy/10x/all_contig_annotations.json"

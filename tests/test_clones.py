@@ -10,25 +10,21 @@ import pytest
 import scipy.sparse as sp
 
 from cartrack.bcr import build_airr, clean_chains, index_chains, merge_bcr
-from cartrack.clones import (
+from cartrack.clones import define_clones, identity_cutoff, isotype, shm_from_identity
+from cartrack.design import InputError
+from cartrack.double_positive import double_positive_cells, read_gex_cells
+from cartrack.tracking import (
     b_cell_table,
     b_recovery,
     clone_status,
     clone_tables,
-    define_clones,
-    double_positive_cells,
     elimination_table,
-    identity_cutoff,
-    isotype,
     p_missed,
-    read_gex_cells,
     shannon_evenness,
     sheet_table,
-    shm_from_identity,
     top_clone_fraction,
     track_clones,
 )
-from cartrack.io import InputError
 
 AA = "ACDEFGHIKLMNPQRSTVWY"
 ROOT = "CARDGYSSSWYPYYYGMDVW"  # 20 aa heavy junction

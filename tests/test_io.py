@@ -13,7 +13,8 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from cartrack.io import InputError, cell_name, cell_names, check_gex_path, read_gex
+from cartrack.design import InputError
+from cartrack.io import cell_name, cell_names, check_gex_path, read_gex
 
 SCANPY3_H5 = "scanpy/10x_data/3.0.0/filtered_feature_bc_matrix.h5"
 SCANPY3_MTX = "scanpy/10x_data/3.0.0/filtered_feature_bc_matrix"

@@ -81,7 +81,7 @@ def test_small_samples_skip_doublet_detection():
 
 
 def test_losing_every_cell_is_a_clear_error():
-    from cartrack.io import InputError
+    from cartrack.design import InputError
 
     a = sample(n=150)
     with pytest.raises(InputError, match=r"QC removed all 150 cells: median \d+ genes"):

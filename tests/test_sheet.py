@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cartrack.io import InputError
+from cartrack.design import InputError
 from cartrack.sheet import load_sheet
 
 HEADER = "sample\tpatient\tday\ttissue\tgex\tbcr\ttimepoint\tbatch\n"

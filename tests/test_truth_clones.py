@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from workflow_helpers import read_table
 
-from cartrack.annotate import B_CELLS
+from cartrack.design import B_CELLS
 
 pytestmark = pytest.mark.workflow
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from workflow_helpers import REPO, read_table
 
-from cartrack.annotate import B_CELLS
+from cartrack.design import B_CELLS
 from cartrack.simulate import LINEAGE
 
 pytestmark = pytest.mark.workflow

@@ -7,16 +7,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-log = logging.getLogger(__name__)
+from cartrack.design import CELL_TYPES, T_CELLS
 
-CELL_TYPES = [
-    "B_naive", "B_transitional", "B_memory", "B_atypical", "plasmablast", "plasma_cell",
-    "T_CD4", "T_CD8", "NK", "monocyte", "DC", "other",
-]  # fmt: skip
-B_CELLS = CELL_TYPES[:4]
-NAIVE_B = CELL_TYPES[:2]  # naive_fraction counts naive and transitional B cells
-B_LINEAGE = CELL_TYPES[:6]
-T_CELLS = ["T_CD4", "T_CD8"]
+log = logging.getLogger(__name__)
 
 
 def read_markers(path: str) -> pd.DataFrame:

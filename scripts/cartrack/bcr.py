@@ -53,7 +53,8 @@ import awkward as ak
 import numpy as np
 import pandas as pd
 
-from cartrack.io import InputError, cell_names
+from cartrack.design import InputError
+from cartrack.io import cell_names
 
 log = logging.getLogger(__name__)
 

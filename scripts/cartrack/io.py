@@ -33,6 +33,8 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
+from cartrack.design import InputError
+
 log = logging.getLogger(__name__)
 
 GEX_TYPE = "Gene Expression"
@@ -58,10 +60,6 @@ def _duplicates_handled_here() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Variable names are not unique")
         yield
-
-
-class InputError(ValueError):
-    """Bad user input; message names sample, file, column/field and value."""
 
 
 class _FormatError(Exception):

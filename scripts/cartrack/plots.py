@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
-from cartrack.annotate import CELL_TYPES, T_CELLS
+from cartrack.design import CELL_TYPES, T_CELLS
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import scanpy as sc
 from scipy.stats import median_abs_deviation
 
-from cartrack.io import InputError
+from cartrack.design import InputError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrack.io import InputError, check_gex_path
+from cartrack.design import InputError
+from cartrack.io import check_gex_path
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse, stats
 
-from cartrack.annotate import B_CELLS, B_LINEAGE
+from cartrack.design import B_CELLS, B_LINEAGE
 
 log = logging.getLogger(__name__)
 

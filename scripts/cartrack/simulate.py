@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from cartrack.annotate import B_CELLS, B_LINEAGE, NAIVE_B
+from cartrack.design import B_CELLS, B_LINEAGE, NAIVE_B
 
 log = logging.getLogger(__name__)
 
