@@ -9,11 +9,14 @@ Conda channels are not reachable here, so the environments cannot be solved or u
   comes with its environment, directly or as a dependency.
 It also checks what the SLURM profile relies on (issue 6): every rule that runs a job
 declares threads, a runtime and a mem_mb that grows with the input size and the attempt.
+Rules are read through Snakemake's own parser (its API), not with regular expressions.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
 import os
 import re
 import sys
@@ -25,7 +28,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS = REPO / "envs"
-RULES = REPO / "workflow" / "rules"
 SCRIPTS = REPO / "scripts"
 TOPICS = ["gex", "bcr", "signatures", "figures"]
 
@@ -139,73 +141,52 @@ def test_python_version_matches_venv():
     assert f"{sys.version_info.major}.{sys.version_info.minor}" == "3.11"
 
 
-# ---- rules ---------------------------------------------------------------------------
-
-RULE_START = re.compile(r"^([ \t]*)(?:rule|checkpoint)\s+(\w+)\s*:", re.M)
+# ---- rules, as Snakemake itself parses them ------------------------------------------
 
 
-def rule_blocks() -> list[tuple[Path, str, str]]:
-    """(smk file, rule name, rule text) for every rule in workflow/rules/*.smk, also rules
-    defined inside an `if` or `for` block."""
-    blocks = []
-    for smk in sorted(RULES.glob("*.smk")):
-        text = smk.read_text()
-        for m in RULE_START.finditer(text):
-            indent = len(m.group(1).expandtabs())
-            body = []
-            for line in text[m.end() :].splitlines()[1:]:
-                stripped = line.strip()
-                if stripped and not stripped.startswith("#"):
-                    if len(line) - len(line.lstrip()) <= indent:
-                        break
-                body.append(line)
-            blocks.append((smk, m.group(2), "\n" + "\n".join(body)))
-    return blocks
+@functools.cache
+def workflow():
+    """The workflow as Snakemake parses it (its API; the rule objects come from the
+    internal `Workflow`, the way `snakemake --lint` reads them)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ResourceSettings
+
+    with SnakemakeApi() as api:
+        wf_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            snakefile=REPO / "workflow" / "Snakefile",
+            workdir=REPO,
+        )
+        wf = wf_api._get_workflow()
+        wf.include(wf_api.snakefile, overwrite_default_target=True)
+        return wf
 
 
-def directive(body: str, name: str) -> str | None:
-    """The text of one directive of a rule (inline or on the following indented lines)."""
-    m = re.search(rf"^(\s+){name}:(.*)$", body, re.M)
-    if not m:
-        return None
-    indent = len(m.group(1))
-    lines = [m.group(2)]
-    for line in body[m.end() :].splitlines()[1:]:
-        if line.strip() and len(line) - len(line.lstrip()) <= indent:
-            break
-        lines.append(line)
-    return "\n".join(lines).strip()
+def rules() -> list:
+    return sorted(workflow().rules, key=lambda r: r.name)
 
 
-def string_literal(text: str | None) -> str | None:
-    if not text:
-        return None
-    m = re.match(r"""^(?:f|r)?("|')(.*?)\1,?$""", text.strip(), re.S)
-    return m.group(2) if m else None
+def rule_path(rule, relative: str | None) -> Path | None:
+    """A `script:` / `conda:` path of a rule, resolved against the file that defines it."""
+    return (Path(rule.snakefile).parent / relative).resolve() if relative else None
 
 
 def test_rules_exist():
-    if not any(RULES.glob("*.smk")):
-        pytest.skip("no workflow/rules/*.smk yet")
-    assert rule_blocks(), "no rules found in workflow/rules/*.smk"
+    assert rules(), "Snakemake found no rules"
 
 
-@pytest.mark.parametrize(
-    "smk,rule,body", rule_blocks(), ids=[f"{p.name}:{r}" for p, r, _ in rule_blocks()]
-)
-def test_rule_conda_env_exists(smk, rule, body):
-    conda = directive(body, "conda")
-    if conda is None:
-        if directive(body, "run") is not None or not (
-            directive(body, "script") or directive(body, "shell")
-        ):
-            pytest.skip(f"{rule}: no conda: (run: block or no command)")
-        pytest.fail(f"{smk.name}: rule {rule} runs a script/shell but has no conda:")
-    path = string_literal(conda)
-    assert path, f"{smk.name}: rule {rule}: conda: is not a plain string: {conda!r}"
-    env = (smk.parent / path).resolve()
-    assert env.is_file(), f"{smk.name}: rule {rule}: conda: {path} -> {env} does not exist"
-    assert env.parent == ENVS, f"{smk.name}: rule {rule}: env {env} not under envs/"
+@pytest.mark.parametrize("rule", rules(), ids=lambda r: r.name)
+def test_rule_conda_env_exists(rule):
+    info = rule.ruleinfo
+    if info.conda_env is None:
+        assert not (info.script or info.shellcmd or info.wrapper), (
+            f"rule {rule.name} runs a script/shell but has no conda:"
+        )
+        pytest.skip(f"{rule.name}: no conda: (run: block or no command)")
+    assert isinstance(info.conda_env, str), f"rule {rule.name}: conda: is not a plain path"
+    env = rule_path(rule, info.conda_env)
+    assert env.is_file(), f"rule {rule.name}: conda: {info.conda_env} -> {env} does not exist"
+    assert env.parent == ENVS, f"rule {rule.name}: env {env} not under envs/"
 
 
 # ---- imports of the rule scripts are covered by their env ----------------------------
@@ -276,20 +257,16 @@ def requirement_closure(dists: set[str]) -> set[str]:
     return done
 
 
-def script_rules() -> list[tuple[Path, str, Path, Path]]:
-    out = []
-    for smk, rule, body in rule_blocks():
-        script = string_literal(directive(body, "script"))
-        conda = string_literal(directive(body, "conda"))
-        if script and conda:
-            out.append((smk, rule, (smk.parent / script).resolve(), (smk.parent / conda).resolve()))
-    return out
+def script_rules() -> list[tuple[str, Path, Path]]:
+    return [
+        (r.name, rule_path(r, r.ruleinfo.script), rule_path(r, r.ruleinfo.conda_env))
+        for r in rules()
+        if r.ruleinfo.script and isinstance(r.ruleinfo.conda_env, str)
+    ]
 
 
-@pytest.mark.parametrize(
-    "smk,rule,script,env", script_rules(), ids=[f"{p.name}:{r}" for p, r, _, _ in script_rules()]
-)
-def test_rule_script_imports_covered_by_env(smk, rule, script, env):
+@pytest.mark.parametrize("rule,script,env", script_rules(), ids=[r for r, _, _ in script_rules()])
+def test_rule_script_imports_covered_by_env(rule, script, env):
     if not script.is_file() or not env.is_file():
         pytest.skip(f"{rule}: script or env missing (checked elsewhere)")
     modules = module_imports(script, set()) - set(sys.stdlib_module_names) - NOT_PACKAGES
@@ -312,66 +289,54 @@ def test_rule_script_imports_covered_by_env(smk, rule, script, env):
 
 # ---- every job declares threads, mem_mb (input size x attempt) and runtime ------------
 
-COMMANDS = ("shell", "script", "run", "wrapper", "notebook", "cwl")
+
+# Rules whose memory does not follow their input files, and why.
+NOT_INPUT_SIZED = {
+    "demo_simulate": "memory follows demo.cells_per_sample; its inputs are gene-set files",
+}
 
 
-def local_rules() -> set[str]:
-    names = set()
-    for path in [*RULES.glob("*.smk"), REPO / "workflow" / "Snakefile"]:
-        if path.is_file():
-            text = path.read_text()
-            for block in re.findall(r"^localrules:([^\n]*(?:\n[ \t]+[^\n]*)*)", text, re.M):
-                names |= set(re.findall(r"\w+", block))
-    for _, rule, body in rule_blocks():
-        if re.search(r"^\s+localrule:\s*True", body, re.M):
-            names.add(rule)
-    return names
+class _Input:
+    """Stand-in for a job's input files, as far as the resource functions look at them."""
+
+    def __init__(self, size_mb: float):
+        self.size_mb = size_mb
+        self.size = size_mb * 1024 * 1024
 
 
-def job_rules() -> list[tuple[Path, str, str]]:
+def job_rules() -> list:
     """Rules that run a command and are not local: the ones that become SLURM jobs."""
-    local = local_rules()
+    local = workflow()._localrules
     return [
-        (smk, rule, body)
-        for smk, rule, body in rule_blocks()
-        if rule not in local and any(directive(body, c) is not None for c in COMMANDS)
+        r
+        for r in rules()
+        if r.name not in local
+        and not r.ruleinfo.localrule
+        and not r.norun
+        and (r.ruleinfo.script or r.ruleinfo.shellcmd or r.ruleinfo.func or r.ruleinfo.wrapper)
     ]
 
 
-def resource_expr(resources: str, name: str) -> str | None:
-    m = re.search(rf"(?:^|[\s,]){name}\s*=(.*?)(?=,\s*\n\s*\w+\s*=|\Z)", resources, re.S)
-    return m.group(1).strip().rstrip(",") if m else None
+def evaluate(value, *, input_mb: float, attempt: int):
+    """A resource value as Snakemake would compute it for a job (callables get the named
+    arguments they ask for)."""
+    if not callable(value):
+        return value
+    given = {"wildcards": {}, "wc": {}, "input": _Input(input_mb), "attempt": attempt}
+    given["threads"] = 1
+    return value(*[given[name] for name in inspect.signature(value).parameters])
 
 
-def helper_source(name: str) -> str:
-    """Source of a function `name` defined in the workflow's .smk files or Snakefile."""
-    for path in [*RULES.glob("*.smk"), REPO / "workflow" / "Snakefile"]:
-        if not path.is_file():
-            continue
-        text = path.read_text()
-        m = re.search(rf"^def {name}\(.*?(?=^\S|\Z)", text, re.M | re.S)
-        if m:
-            return m.group(0)
-    return ""
-
-
-def mentions(expr: str, word: str) -> bool:
-    """The expression, or a helper function it calls, uses `word`."""
-    if re.search(rf"\b{word}\b", expr):
-        return True
-    return any(re.search(rf"\b{word}\b", helper_source(f)) for f in re.findall(r"(\w+)\s*\(", expr))
-
-
-@pytest.mark.parametrize(
-    "smk,rule,body", job_rules(), ids=[f"{p.name}:{r}" for p, r, _ in job_rules()]
-)
-def test_rule_declares_resources(smk, rule, body):
-    where = f"{smk.name}: rule {rule}"
-    assert directive(body, "threads") is not None, f"{where}: no threads:"
-    resources = directive(body, "resources")
-    assert resources, f"{where}: no resources:"
-    mem = resource_expr(resources, "mem_mb")
-    assert mem, f"{where}: resources: has no mem_mb"
-    assert resource_expr(resources, "runtime"), f"{where}: resources: has no runtime"
-    assert mentions(mem, "attempt"), f"{where}: mem_mb does not grow with attempt: {mem}"
-    assert mentions(mem, "input"), f"{where}: mem_mb does not depend on input size: {mem}"
+@pytest.mark.parametrize("rule", job_rules(), ids=lambda r: r.name)
+def test_rule_declares_resources(rule):
+    info = rule.ruleinfo
+    assert info.threads is not None, f"rule {rule.name}: no threads:"
+    resources = info.resources[1] if info.resources else {}
+    assert "mem_mb" in resources, f"rule {rule.name}: resources: has no mem_mb"
+    assert "runtime" in resources, f"rule {rule.name}: resources: has no runtime"
+    mem = resources["mem_mb"]
+    small, big = (evaluate(mem, input_mb=mb, attempt=1) for mb in (1, 10_000))
+    retry = evaluate(mem, input_mb=1, attempt=2)
+    if rule.name not in NOT_INPUT_SIZED:
+        assert big > small, f"rule {rule.name}: mem_mb does not grow with the input size"
+    assert retry > small, f"rule {rule.name}: mem_mb does not grow with the attempt"

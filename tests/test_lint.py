@@ -1,4 +1,4 @@
-"""Static checks of the workflow: snakemake --lint and snakefmt."""
+"""Static checks: snakemake --lint, snakefmt, ruff check and ruff format --check."""
 
 import subprocess
 import sys
@@ -25,3 +25,23 @@ def test_snakemake_lint():
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_ruff_check():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "scripts", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+
+
+def test_ruff_format_check():
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "scripts", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]

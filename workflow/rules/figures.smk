@@ -67,7 +67,7 @@ rule figures_qc:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
@@ -130,7 +130,7 @@ rule figures_composition:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,

@@ -37,7 +37,7 @@ rule gex_qc_table:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         sheet=SHEET,
