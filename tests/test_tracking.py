@@ -610,3 +610,21 @@ def test_track_clones_rejects_unknown_samples():
     gex = pd.DataFrame({"sample": ["S1"], "cell_type": ["B_naive"]}, index=["S1_a"])
     with pytest.raises(InputError, match="ghost"):
         track_clones([part], gex, sheet)
+
+
+# --------------------------------------------------------------------- figure
+def test_diversity_figure(tmp_path):
+    from cartrack import plots
+
+    rng = np.random.default_rng(3)
+    cells, samples, _ = repertoire_cohort(rng, n_patients=2, n_baseline=100, ratio=3)
+    table = diversity_table(cells, samples)
+    fig = plots.diversity(table)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 6
+    assert all(len(ax.lines) >= 2 for ax in axes)  # one line per patient
+    assert "100 cells" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    pdf, png = plots.save(fig, tmp_path / "diversity", dpi=50)
+    assert pdf.stat().st_size > 0 and png.stat().st_size > 0
+    empty = plots.diversity(pd.DataFrame())
+    assert "no BCR data" in " ".join(t.get_text() for ax in empty.axes for t in ax.texts)
