@@ -10,6 +10,9 @@ colours = plots.configure(
     font_size=cfg["font_size"], palette=cfg["palette"], patients=smk.params.patients
 )
 fig = plots.diversity(
-    plots.read_tsv(inp.diversity), colours=colours, width_mm=cfg["width_mm"], tissue=cfg["tissue"]
+    plots.read_tsv(inp.diversity),
+    colours=colours,
+    width_mm=cfg["wide_width_mm"],
+    tissue=cfg["tissue"],
 )
 plots.save(fig, plots.figure_stem(out.pdf), dpi=cfg["dpi"])

@@ -1063,7 +1063,7 @@ def diversity(
     table: pd.DataFrame,
     *,
     colours: Mapping[str, str] | None = None,
-    width_mm: float = SINGLE_MM,
+    width_mm: float = DOUBLE_MM,
     tissue: str = "PB",
 ) -> Figure:
     """Clonal diversity over time: Hill numbers q = 0, 1, 2, observed (left) and rarefied to
