@@ -406,6 +406,35 @@ def test_power_for_clones_of_five_or_more_cells(ratio):
     assert (persisting["status"] == "eliminated").mean() <= ALPHA
 
 
+REAL_REPERTOIRES = [
+    "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz",
+    "immunarch/flu.csv.gz",  # two lanes of a vaccinee: clonotypes are per lane
+]
+
+
+@pytest.mark.parametrize("path", REAL_REPERTOIRES)
+def test_null_on_real_repertoires(real, path):
+    """Cells of a real repertoire (Cell Ranger clonotypes) dealt at random between baseline
+    and post, post four times deeper: at most alpha of the baseline clones called eliminated."""
+    contigs = pd.read_csv(real / path).dropna(subset=["raw_clonotype_id"])
+    lane = contigs["sample"].astype(str) + "_" if "sample" in contigs else ""
+    cells = contigs.assign(
+        cell=lane + contigs["barcode"], clone=lane + contigs["raw_clonotype_id"]
+    ).drop_duplicates("cell")
+    samples = sample_sheet([("base", "S", -2, "PB"), ("m6", "S", 180, "PB")])
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        dealt = np.where(rng.random(len(cells)) < 0.2, "base", "m6")
+        entries = (
+            pd.DataFrame({"clone": cells["clone"].to_numpy(), "sample": dealt})
+            .groupby(["clone", "sample"])
+            .size()
+        )
+        tracked = cells_of([(c, s, int(n), "B_memory") for (c, s), n in entries.items()], samples)
+        clones, _ = clone_tables(tracked, samples, alpha=ALPHA)
+        assert _called_share(clones).max() <= ALPHA
+
+
 # --------------------------------------------------------------------- recovery
 def test_b_recovery_by_hand():
     b = pd.DataFrame(
