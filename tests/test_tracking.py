@@ -455,7 +455,7 @@ def test_b_recovery_by_hand():
     assert rec["naive_fraction_at_recovery"] == pytest.approx(0.85)
     few = b.assign(n_b_cells=np.where(b["day"] == 120, 19, b["n_b_cells"]))
     rec = b_recovery(few, level=0.01, min_b_cells=20).loc["P1"]
-    assert np.isnan(rec["naive_fraction_at_recovery"])
+    assert pd.isna(rec["naive_fraction_at_recovery"])
     never = b.assign(b_fraction=np.where(b["day"] > 0, 0.001, 0.1))
     assert pd.isna(b_recovery(never, level=0.01).loc["P1", "b_recovery_day"])
     # B cells never below the level: no aplasia, so no recovery day either
