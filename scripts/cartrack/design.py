@@ -31,13 +31,22 @@ class InputError(ValueError):
     """Bad user input; message names sample, file, column/field and value."""
 
 
-def phase(day, *, post_min_day: int):
-    """``baseline`` (day <= 0), ``early`` (1 .. post_min_day - 1) or ``post`` (>= post_min_day).
+def phase(day, *, post_min_day: int, visit_window_days: int = 0):
+    """``baseline``, ``early`` or ``post`` for a visit day: the one rule every table uses.
+
+    ``baseline``: day <= 0. ``post``: day >= ``post_min_day - visit_window_days``, so a
+    protocol visit scheduled on ``post_min_day`` and taken up to ``visit_window_days`` early
+    (the demo's "D28" visit of P02 on day 27) counts as after infusion. ``early``: the days
+    between, where B cells may still be dying; they count neither way. 0 (no window) is the
+    plain cut-off; the workflow passes ``tracking.visit_window_days``.
 
     Works on a scalar or array-like of days; array input gives a NumPy array of labels.
     """
+    if not 0 <= visit_window_days < post_min_day:
+        raise ValueError(f"visit_window_days must be in [0, post_min_day), got {visit_window_days}")
     d = np.asarray(pd.to_numeric(day), dtype=float)
-    out = np.where(d <= 0, BASELINE, np.where(d >= post_min_day, POST, EARLY))
+    first_post = post_min_day - visit_window_days
+    out = np.where(d <= 0, BASELINE, np.where(d >= first_post, POST, EARLY))
     return str(out) if out.ndim == 0 else out.astype(object)
 
 

@@ -73,11 +73,12 @@ CELL_TYPE_COLOURS = {
 # Groups that the signature tables report next to single cell types.
 GROUP_LABELS = {"all": "All cells", "B_cells": "B cells", "B_lineage": "B lineage"}
 
-STATUSES = ["eliminated", "persistent", "emergent", "not_assessable"]
+STATUSES = ["eliminated", "persistent", "emergent", "early_only", "not_assessable"]
 STATUS_COLOURS = {
     "eliminated": "#4477AA",
     "persistent": "#EE6677",
     "emergent": "#228833",
+    "early_only": "#AA3377",
     "not_assessable": "#CCBB44",
 }
 REST_COLOUR = "#E8E8E8"
@@ -1048,6 +1049,64 @@ def reconstitution(
         loc="outside upper center",
         ncols=min(len(colours) + 2, 5),
     )
+    return fig
+
+
+HILL_ORDERS = [
+    ("hill_q0", "Clones\n(Hill q = 0)"),
+    ("hill_q1", "exp(Shannon)\n(Hill q = 1)"),
+    ("hill_q2", "Inverse Simpson\n(Hill q = 2)"),
+]
+
+
+def diversity(
+    table: pd.DataFrame,
+    *,
+    colours: Mapping[str, str] | None = None,
+    width_mm: float = DOUBLE_MM,
+    tissue: str = "PB",
+) -> Figure:
+    """Clonal diversity over time: Hill numbers q = 0, 1, 2, observed (left) and rarefied to
+    each patient's common depth (right; ``diversity.tsv``). Only the rarefied values compare
+    samples of different depth; the depth per patient is given in the legend."""
+    fig, axes = plt.subplots(
+        len(HILL_ORDERS),
+        2,
+        figsize=_size(width_mm, 118),
+        sharex=True,
+        sharey="row",
+        squeeze=False,
+        layout="constrained",
+    )
+    t = table[table["tissue"] == tissue] if "tissue" in table else table
+    if t.empty or "hill_q0" not in t:
+        for ax in axes.ravel():
+            _empty(ax, "no BCR data")
+        return fig
+    colours = _colours_for(t["patient"], colours)
+    colours = {p: colours[p] for p in sorted_patients(t["patient"])}
+    markers = patient_markers(colours)
+    for row, (col, ylabel) in zip(axes, HILL_ORDERS, strict=True):
+        for ax, column in zip(row, (col, f"{col}_rarefied"), strict=True):
+            values = pd.to_numeric(t[column], errors="coerce") if column in t else pd.Series()
+            if values.notna().sum() == 0:
+                ax.text(0.5, 0.5, "no values", ha="center", va="center",
+                        transform=ax.transAxes, color="0.4")  # fmt: skip
+            else:
+                _patient_lines(ax, t, column, colours, markers)
+                ax.set_ylim(bottom=0)
+        row[0].set_ylabel(ylabel)
+    axes[0, 0].set_title("Observed", loc="left")
+    axes[0, 1].set_title("Rarefied", loc="left")
+    for col in range(2):
+        _day_axes(axes[:, col], t["day"])
+    depth = t.dropna(subset=["depth"]).drop_duplicates("patient").set_index("patient")["depth"]
+    entries = {p: f"{p} ({int(depth[p])} cells)" if p in depth else p for p in colours}
+    handles = [
+        Line2D([], [], color=c, marker=markers.get(p, "o"), lw=1, label=entries[p], ms=3.5)
+        for p, c in colours.items()
+    ]
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4))
     return fig
 
 

@@ -1,38 +1,74 @@
-"""Clone tracking through CAR-T therapy: per-clone status, timelines, B-cell recovery.
+"""Clone tracking through CAR-T therapy: per-clone status, timelines, B-cell recovery, diversity.
 
 Tracking uses only *B-lineage BCR+ cells*: cells with a clone that are also gene-expression
 cells whose ``cell_type`` is a B-cell or plasmablast/plasma-cell type. V(D)J barcodes without
 a gene-expression cell are counted in the chain-QC table and left out of every count here.
+
+Whether a sample is baseline, early or after infusion is decided once, by
+:func:`cartrack.design.phase` (``tracking.post_min_day`` and ``tracking.visit_window_days``),
+and stored in the ``phase`` column of :func:`sheet_table`.
+
+Elimination test (CONTRACT.md, README "What eliminated means"): a clone is tested within one
+tissue (``tissue_assessed``: the tissue holding most of its baseline cells) and one
+compartment (the configured group of cell types holding most of those cells), against the
+patient's tracked cells of that tissue and compartment at baseline (N_b) and after infusion
+(N_p). Under "the clone persisted at unchanged frequency" and Poisson sampling, its baseline
+count given its total n = n_b + n_p is Binomial(n, N_b / (N_b + N_p)); ``p_missed`` is the
+one-sided exact p-value P(X >= n_b) (:func:`scipy.stats.binom`, the conditional test of the
+2x2 table clone / rest x baseline / post, as :func:`scipy.stats.binomtest` with
+``alternative="greater"``); unseen after infusion it is (N_b / (N_b + N_p)) ** n_b.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+from scipy import stats
+from scipy.special import gammaln
 
 from cartrack.bcr import index_chains, merge_bcr
 from cartrack.clones import B_LINEAGE_TYPES, cell_annotations, chain_qc_table, define_clones
-from cartrack.design import B_CELLS, NAIVE_B, InputError
+from cartrack.design import (
+    B_CELLS,
+    BASELINE,
+    BLOOD,
+    CLONE_STATUSES,
+    EARLY,
+    NAIVE_B,
+    POST,
+    TISSUES,
+    InputError,
+    phase,
+)
 from cartrack.double_positive import double_positive_cells
 
 log = logging.getLogger(__name__)
 
 B_CELL_TYPES = tuple(B_CELLS)
 NAIVE_TYPES = tuple(NAIVE_B)
-BLOOD = "PB"
-STATUSES = ("eliminated", "persistent", "emergent", "not_assessable")
+STATUSES = CLONE_STATUSES
+# tracking.compartments' default (the config schema holds the same mapping)
+COMPARTMENTS = {
+    "antigen_experienced": ("B_memory", "B_atypical", "plasmablast", "plasma_cell"),
+    "naive": ("B_naive", "B_transitional"),
+}
+FDR_FAMILIES = ("testable", "all")
+UNSWITCHED = ("IgM", "IgD")
 
 
-def sheet_table(sheet: pd.DataFrame) -> pd.DataFrame:
+def sheet_table(
+    sheet: pd.DataFrame, *, post_min_day: int = 28, visit_window_days: int = 3
+) -> pd.DataFrame:
     """Sample metadata from the sheet.
 
     Returns
     -------
     Index sample; ``patient``, ``day`` (int), ``tissue``, ``timepoint`` (default
-    ``D<day>``) and ``has_bcr`` (the sheet names a V(D)J file).
+    ``D<day>``), ``has_bcr`` (the sheet names a V(D)J file) and ``phase``
+    (:func:`cartrack.design.phase`).
     """
     for col in ("sample", "patient", "day", "tissue"):
         if col not in sheet.columns and not (col == "sample" and sheet.index.name == "sample"):
@@ -54,42 +90,109 @@ def sheet_table(sheet: pd.DataFrame) -> pd.DataFrame:
     out["timepoint"] = tp.where(tp.notna() & tp.astype(str).ne(""), "D" + out["day"].astype(str))
     bcr = s["bcr"] if "bcr" in s.columns else pd.Series(np.nan, index=s.index)
     out["has_bcr"] = bcr.notna() & bcr.astype(str).str.strip().ne("")
+    out["phase"] = phase(out["day"], post_min_day=post_min_day, visit_window_days=visit_window_days)
     return out
 
 
-def p_missed(
-    baseline_frequency: pd.Series | np.ndarray | float, n_post: pd.Series | np.ndarray | int
-) -> np.ndarray:
-    """Probability of sampling none of a clone's cells after infusion had it persisted.
+# --------------------------------------------------------------------------------------
+# the elimination test
+# --------------------------------------------------------------------------------------
+def p_missed(n_baseline, n_post, n_comparable_baseline, n_comparable_post) -> np.ndarray:
+    """P-value of "the clone persisted at unchanged frequency" (module docstring).
 
-    ``(1 - f) ** N`` with ``f`` the clone's baseline frequency among the patient's BCR+
-    B-lineage cells and ``N`` the patient's BCR+ B-lineage cells after infusion (each cell an
-    independent draw; binomial zero class).
+    Parameters
+    ----------
+    n_baseline, n_post
+        The clone's cells at baseline / after infusion in its tissue and compartment.
+    n_comparable_baseline, n_comparable_post
+        All tracked cells of that tissue and compartment at baseline / after infusion.
+
+    Returns
+    -------
+    ``P(X >= n_baseline)``, ``X ~ Binomial(n_baseline + n_post, N_b / (N_b + N_p))``; NaN
+    where the clone has no baseline cell. 1 when nothing comparable was sequenced after.
     """
-    f = np.clip(np.asarray(baseline_frequency, dtype=float), 0, 1)
-    return np.power(1 - f, np.asarray(n_post, dtype=float))
+    nb, npost, big_b, big_p = (
+        np.asarray(v, dtype=float)
+        for v in np.broadcast_arrays(n_baseline, n_post, n_comparable_baseline, n_comparable_post)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = big_b / (big_b + big_p)
+    p = stats.binom.sf(nb - 1, nb + npost, np.where(np.isfinite(share), share, 1.0))
+    return np.where(nb > 0, np.clip(p, 0.0, 1.0), np.nan)
 
 
-def clone_status(n_baseline, n_post, p_miss, *, alpha: float = 0.05) -> np.ndarray:
-    """Contract status per clone.
+def min_p_missed(n_total, n_comparable_baseline, n_comparable_post) -> np.ndarray:
+    """Smallest ``p_missed`` a clone with `n_total` cells can reach: all of them at baseline."""
+    share = np.asarray(n_comparable_baseline, dtype=float) / (
+        np.asarray(n_comparable_baseline, dtype=float) + np.asarray(n_comparable_post, dtype=float)
+    )
+    return np.power(share, np.asarray(n_total, dtype=float))
 
-    ``persistent``: seen at baseline and after infusion; ``eliminated``: seen at baseline,
-    not after, ``p_missed < alpha``; ``not_assessable``: seen at baseline, not after,
-    ``p_missed >= alpha`` (also clones seen only between infusion and ``post_min_day``);
-    ``emergent``: seen after infusion only.
+
+def q_values(p, *, testable=None) -> np.ndarray:
+    """Benjamini-Hochberg q-values of one patient's baseline-seen clones.
+
+    Parameters
+    ----------
+    p
+        ``p_missed`` (NaN: not a baseline-seen clone, left NaN).
+    testable
+        Booleans: the family the correction runs over. Clones outside it (they could not
+        reach alpha even if absent after infusion) get q = 1. This is Tarone's (1990)
+        restriction for discrete tests applied to BH (Gilbert 2005, J R Stat Soc C 54:143):
+        the selection depends only on the clone's total count, so FDR control holds, and
+        the singletons that can never be called no longer dilute the family. None: all.
+    """
+    p = np.asarray(p, dtype=float)
+    seen = ~np.isnan(p)
+    family = seen if testable is None else seen & np.asarray(testable, dtype=bool)
+    q = np.where(seen, 1.0, np.nan)
+    if family.any():
+        q[family] = stats.false_discovery_control(p[family], method="bh")
+    return q
+
+
+def clone_status(
+    n_baseline,
+    n_post,
+    n_early,
+    q_value,
+    *,
+    resampled,
+    baseline_sampled,
+    alpha: float = 0.05,
+) -> np.ndarray:
+    """Contract status per clone (cells counted over all tissues).
+
+    ``persistent``: seen at baseline and after infusion; ``eliminated``: seen at baseline, not
+    after, ``q_value <= alpha`` and its assessed tissue sampled again after infusion;
+    ``emergent``: seen after infusion only, the patient's baseline sampled in that tissue;
+    ``early_only``: seen only between infusion and the first post-infusion day;
+    ``not_assessable``: everything else.
     """
     base = np.asarray(n_baseline) > 0
     post = np.asarray(n_post) > 0
-    p = np.asarray(p_miss, dtype=float)
+    early = np.asarray(n_early) > 0
+    q = np.asarray(q_value, dtype=float)
     status = np.full(base.shape, "not_assessable", dtype=object)
     status[base & post] = "persistent"
-    status[base & ~post & (p < alpha)] = "eliminated"
-    status[~base & post] = "emergent"
+    gone = base & ~post & np.asarray(resampled, dtype=bool)
+    status[gone & (np.nan_to_num(q, nan=1.0) <= alpha)] = "eliminated"
+    status[~base & post & np.asarray(baseline_sampled, dtype=bool)] = "emergent"
+    status[~base & ~post & early] = "early_only"
     return status
 
 
+# --------------------------------------------------------------------------------------
+# diversity
+# --------------------------------------------------------------------------------------
 def shannon_evenness(sizes: Sequence[float] | pd.Series) -> float:
-    """Shannon entropy of clone sizes divided by log(number of clones); NaN below 2 clones."""
+    """Shannon entropy of clone sizes divided by log(number of clones); NaN below 2 clones.
+
+    scirpy's ``tl.alpha_diversity(metric="normalized_shannon_entropy")`` computes the same
+    per group; it is written out here to work on a vector of clone sizes.
+    """
     s = np.asarray(sizes, dtype=float)
     s = s[s > 0]
     if len(s) < 2:
@@ -104,6 +207,132 @@ def top_clone_fraction(sizes: Sequence[float] | pd.Series) -> float:
     return float(s.max() / s.sum()) if len(s) and s.sum() > 0 else np.nan
 
 
+def hill_numbers(sizes: Sequence[float] | pd.Series) -> tuple[float, float, float]:
+    """Observed Hill numbers of orders 0, 1, 2: clones, exp(Shannon), inverse Simpson."""
+    s = np.asarray(sizes, dtype=float)
+    s = s[s > 0]
+    if not len(s):
+        return np.nan, np.nan, np.nan
+    p = s / s.sum()
+    return float(len(s)), float(np.exp(-(p * np.log(p)).sum())), float(1 / (p**2).sum())
+
+
+def rarefied_hill_numbers(
+    sizes: Sequence[float] | pd.Series, depth: int
+) -> tuple[float, float, float, float]:
+    """Expected Hill numbers (q = 0, 1, 2) of `depth` cells drawn without replacement.
+
+    The exact rarefaction of Chao et al. 2014 (Ecol Monogr 84:45, eq. 4) as in iNEXT's
+    ``TD.m.est`` (Hsieh, Ma & Chao 2016): the expected number of clones seen k times in the
+    subsample is ``f_k(m) = sum_i C(x_i, k) C(n - x_i, m - k) / C(n, m)`` (hypergeometric);
+    ``qD(m) = (sum_k (k/m)^q f_k(m))^(1/(1-q))``, q = 1 as the limit exp(-sum_k (k/m)
+    log(k/m) f_k(m)). For q = 0 this is Hurlbert's (1971) expected richness, for q = 2
+    iNEXT's closed form. Also returns the sample coverage of the subsample (Chao & Jost
+    2012): ``1 - sum_i x_i/n C(n - x_i, m)/C(n - 1, m)``, the share of the repertoire's
+    cells that belong to clones a subsample of that size would see.
+
+    Returns NaN everywhere when the sample has fewer cells than `depth`.
+    """
+    x = np.asarray(sizes, dtype=float)
+    x = x[x > 0]
+    n, m = x.sum(), int(depth)
+    if m < 1 or n < m:
+        return np.nan, np.nan, np.nan, np.nan
+    k = np.arange(1, m + 1, dtype=float)
+    fk = stats.hypergeom.pmf(k[None, :], n, x[:, None], m).sum(axis=0)
+    share = k / m
+    q0 = fk.sum()
+    q1 = np.exp(-(share * np.log(share) * fk).sum())
+    q2 = 1 / (share**2 * fk).sum()
+    if m < n:
+        # C(n - x, m) / C(n - 1, m) in logs; zero where n - x < m
+        ok = n - x >= m
+        ratio = np.zeros_like(x)
+        nx = n - x[ok]
+        ratio[ok] = np.exp(gammaln(nx + 1) - gammaln(nx - m + 1) - gammaln(n) + gammaln(n - m))
+        coverage = 1 - (x / n * ratio).sum()
+    else:
+        coverage = observed_coverage(x)
+    return float(q0), float(q1), float(q2), float(coverage)
+
+
+def observed_coverage(sizes: Sequence[float] | pd.Series) -> float:
+    """Sample coverage of the whole sample (Chao & Jost 2012, from singletons and doubletons)."""
+    x = np.asarray(sizes, dtype=float)
+    x = x[x > 0]
+    n = x.sum()
+    if n < 2:
+        return np.nan
+    f1, f2 = float((x == 1).sum()), float((x == 2).sum())
+    if f1 == 0:
+        return 1.0
+    a = (
+        (n - 1) * f1 / ((n - 1) * f1 + 2 * f2)
+        if f2 > 0
+        else (n - 1) * (f1 - 1) / ((n - 1) * (f1 - 1) + 2)
+    )
+    return float(1 - f1 / n * a)
+
+
+def diversity_table(
+    tracked: pd.DataFrame, samples: pd.DataFrame, *, min_cells: int = 20
+) -> pd.DataFrame:
+    """``diversity.tsv``: Hill numbers per sample, raw and rarefied to a depth per patient.
+
+    Parameters
+    ----------
+    tracked
+        :func:`tracked_cells`.
+    samples
+        :func:`sheet_table`.
+    min_cells
+        Samples with fewer tracked cells get no rarefied values, and do not set the
+        patient's depth (the smallest number of tracked cells among its other samples).
+
+    Returns
+    -------
+    One row per sheet sample with a V(D)J file: ``sample, patient, day, tissue, timepoint,
+    n_bcr_cells`` (tracked cells), ``hill_q0``, ``hill_q1``, ``hill_q2`` (observed),
+    ``coverage`` (of the whole sample), ``depth`` (the patient's common depth),
+    ``hill_q0_rarefied``, ``hill_q1_rarefied``, ``hill_q2_rarefied`` and
+    ``coverage_rarefied`` (at that depth). Raw Hill numbers grow with depth; only the
+    rarefied ones compare samples. scirpy's ``tl.alpha_diversity`` gives raw per-group
+    indices only, so rarefaction is computed here.
+    """
+    cols = [
+        "sample", "patient", "day", "tissue", "timepoint", "n_bcr_cells",
+        "hill_q0", "hill_q1", "hill_q2", "coverage", "depth",
+        "hill_q0_rarefied", "hill_q1_rarefied", "hill_q2_rarefied", "coverage_rarefied",
+    ]  # fmt: skip
+    with_bcr = samples.loc[samples["has_bcr"]]
+    sizes = {
+        s: g.groupby("clone_id").size().to_numpy()
+        for s, g in tracked.groupby(tracked["sample"].astype(str))
+    }
+    n_cells = pd.Series({s: int(sizes.get(s, np.array([])).sum()) for s in with_bcr.index})
+    rows = []
+    for sample, meta in with_bcr.iterrows():
+        x = sizes.get(sample, np.array([]))
+        mine = n_cells[with_bcr.index[with_bcr["patient"] == meta["patient"]]]
+        deep = mine[mine >= min_cells]
+        depth = int(deep.min()) if len(deep) else np.nan
+        rare = (
+            rarefied_hill_numbers(x, depth)
+            if n_cells[sample] >= min_cells and pd.notna(depth)
+            else (np.nan,) * 4
+        )
+        rows.append(
+            [sample, meta["patient"], meta["day"], meta["tissue"], meta["timepoint"],
+             n_cells[sample], *hill_numbers(x), observed_coverage(x), depth, *rare]
+        )  # fmt: skip
+    out = pd.DataFrame(rows, columns=cols)
+    out["depth"] = out["depth"].astype("Int64")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# per-clone tables
+# --------------------------------------------------------------------------------------
 def tracked_cells(
     bcr_cells: pd.DataFrame, gex_cells: pd.DataFrame, samples: pd.DataFrame
 ) -> pd.DataFrame:
@@ -120,6 +349,9 @@ def tracked_cells(
     """
     cells = bcr_cells.loc[bcr_cells["clone_id"].notna()].copy()
     cells = cells.loc[cells.index.isin(gex_cells.index)]
+    # plain strings: categoricals (as read from h5ad) break arithmetic on mapped values
+    cells["sample"] = cells["sample"].astype(str).to_numpy()
+    cells["clone_id"] = cells["clone_id"].astype(str).to_numpy()
     cells["cell_type"] = gex_cells.loc[cells.index, "cell_type"].astype(str).to_numpy()
     cells = cells.loc[cells["cell_type"].isin(B_LINEAGE_TYPES)]
     cells["double_positive"] = (
@@ -127,26 +359,85 @@ def tracked_cells(
         if "double_positive" in gex_cells.columns
         else False
     )
-    meta = samples.loc[cells["sample"].astype(str), ["patient", "day", "tissue", "timepoint"]]
+    meta = samples.loc[cells["sample"], ["patient", "day", "tissue", "timepoint", "phase"]]
     for col in meta.columns:
         cells[col] = meta[col].to_numpy()
     return cells
 
 
-def _mode(values: pd.Series):
-    v = values.dropna()
-    if v.empty:
-        return np.nan
-    counts = v.value_counts()
-    return sorted(counts.index[counts == counts.max()])[0]
+def _group_mode(df: pd.DataFrame, keys: list[str], col: str, order: Sequence = ()) -> pd.Series:
+    """Most frequent non-missing `col` per group of `keys`; ties go to the first value in
+    `order`, then the alphabetically first. Groups without a value are missing."""
+    counts = df.groupby([*keys, col], observed=True).size().rename("_n").reset_index()
+    rank = {x: i for i, x in enumerate(order)}
+    counts["_rank"] = counts[col].map(rank).fillna(len(rank))
+    counts["_str"] = counts[col].astype(str)
+    counts = counts.sort_values(
+        [*keys, "_n", "_rank", "_str"], ascending=[True] * len(keys) + [False, True, True]
+    )
+    return counts.drop_duplicates(keys).set_index(keys)[col]
+
+
+def _compartment_of(cell_types: pd.Series, compartments: Mapping[str, Sequence[str]]):
+    lookup = {t: name for name, types in compartments.items() for t in types}
+    return cell_types.map(lookup)
+
+
+def _assessment(
+    c: pd.DataFrame, samples: pd.DataFrame, compartments: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """Per clone: tissue_assessed, compartment, the clone's and the comparable cell counts,
+    and whether the patient's tissue was sampled (with V(D)J) at baseline / after infusion.
+
+    The reference cells are the clone's baseline cells, else its post-infusion cells, else
+    its early ones; tissue and compartment are their most frequent (ties: blood first, then
+    the sheet's tissue order; compartments in configured order).
+    """
+    order = {BASELINE: 0, POST: 1, EARLY: 2}
+    rank = c["phase"].map(order)
+    ref = c.loc[rank == rank.groupby([c["patient"], c["clone_id"]]).transform("min")]
+    key = ["patient", "clone_id"]
+    out = pd.DataFrame({"tissue_assessed": _group_mode(ref, key, "tissue", TISSUES)})
+    ref = ref.join(out["tissue_assessed"], on=key)
+    in_tissue = ref.loc[ref["tissue"] == ref["tissue_assessed"]]
+    out["compartment"] = _group_mode(in_tissue, key, "compartment", list(compartments))
+    comparable = c.groupby(["patient", "tissue", "compartment", "phase"]).size()
+    own = c.groupby(["patient", "clone_id", "tissue", "compartment", "phase"]).size()
+    sampled = samples.loc[samples["has_bcr"]].groupby(["patient", "tissue", "phase"]).size()
+    pats = out.index.get_level_values("patient")
+    ids = out.index.get_level_values("clone_id")
+    tis, comp = out["tissue_assessed"].to_numpy(), out["compartment"].to_numpy()
+    for ph, name in ((BASELINE, "baseline"), (POST, "post")):
+        phs = [ph] * len(out)
+        key = pd.MultiIndex.from_arrays([pats, tis, comp, phs])
+        out[f"n_comparable_{name}"] = comparable.reindex(key, fill_value=0).to_numpy()
+        key = pd.MultiIndex.from_arrays([pats, ids, tis, comp, phs])
+        out[f"n_assessed_{name}"] = own.reindex(key, fill_value=0).to_numpy()
+        key = pd.MultiIndex.from_arrays([pats, tis, phs])
+        out[f"{name}_sampled"] = sampled.reindex(key, fill_value=0).to_numpy() > 0
+    return out
+
+
+def check_compartments(compartments: Mapping[str, Sequence[str]]) -> None:
+    """Every B-lineage cell type in exactly one compartment, nothing else (ValueError)."""
+    listed = [t for types in compartments.values() for t in types]
+    missing = sorted(set(B_LINEAGE_TYPES) - set(listed))
+    twice = sorted({t for t in listed if listed.count(t) > 1})
+    unknown = sorted(set(listed) - set(B_LINEAGE_TYPES))
+    if missing or twice or unknown:
+        raise ValueError(
+            "tracking.compartments must list every B-lineage cell type exactly once "
+            f"(missing {missing}, listed twice {twice}, not B lineage {unknown})"
+        )
 
 
 def clone_tables(
     cells: pd.DataFrame,
     samples: pd.DataFrame,
     *,
-    post_min_day: int = 28,
     alpha: float = 0.05,
+    fdr_family: str = "testable",
+    compartments: Mapping[str, Sequence[str]] = COMPARTMENTS,
     dp_min_fraction: float = 0.2,
     dp_min_baseline_cells: int = 3,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -155,13 +446,16 @@ def clone_tables(
     Parameters
     ----------
     cells
-        :func:`tracked_cells`.
+        :func:`tracked_cells` (optional ``mu_freq``: per-cell heavy-chain SHM frequency).
     samples
-        :func:`sheet_table`.
-    post_min_day
-        First day that counts as "after infusion".
+        :func:`sheet_table` (its ``phase`` decides baseline / early / post).
     alpha
-        ``eliminated`` needs ``p_missed < alpha``.
+        ``eliminated`` needs ``q_value <= alpha``.
+    fdr_family
+        ``testable``: BH over the patient's baseline-seen clones that could reach `alpha`
+        (:func:`q_values`); ``all``: over every baseline-seen clone.
+    compartments
+        Name -> cell types; a clone is compared with the cells of its own compartment.
     dp_min_fraction, dp_min_baseline_cells
         ``double_positive`` when ``cd19_bcma_fraction >= dp_min_fraction`` among at least
         ``dp_min_baseline_cells`` baseline cells.
@@ -170,48 +464,29 @@ def clone_tables(
     -------
     clones
         Contract columns (``heavy_cdr3_aa``: the most frequent heavy CDR3 in AIRR's sense,
-        without the conserved C and W/F; ``isotype``: the most frequent isotype) plus
-        ``ighv4_34``, ``isotypes`` (``IgG1:5;IgM:2``), ``mean_shm``, ``baseline_frequency``
-        (the f of p_missed), ``n_bcr_baseline`` and ``n_bcr_post`` (the patient's BCR+
-        B-lineage cells at baseline / after infusion: N of p_missed) and
+        without the conserved C and W/F; ``isotype``: the most frequent isotype;
+        ``mean_shm``: mean ``mu_freq``, empty without it) plus ``n_cells_early``,
+        ``compartment``, ``n_assessed_baseline`` and ``n_assessed_post`` (the clone's cells
+        in its tissue and compartment: n_b and n_p of p_missed), ``testable`` (the smallest
+        reachable p_missed is <= alpha), ``ighv4_34``, ``isotypes`` (``IgG1:5;IgM:2``) and
         ``heavy_junction_aa`` (the CDR3 with C and W/F, as Cell Ranger's ``cdr3``).
     timeline
-        Contract columns plus ``timepoint``.
+        Contract columns plus ``timepoint`` and ``phase``.
     """
+    if fdr_family not in FDR_FAMILIES:
+        raise ValueError(f"fdr_family must be one of {FDR_FAMILIES}, got {fdr_family!r}")
     cols = [
-        "patient",
-        "clone_id",
-        "n_cells",
-        "n_cells_baseline",
-        "n_cells_post",
-        "first_day",
-        "last_day",
-        "heavy_v_gene",
-        "heavy_j_gene",
-        "heavy_cdr3_aa",
-        "isotype",
-        "cd19_bcma_fraction",
-        "double_positive",
-        "p_missed",
-        "status",
-        "ighv4_34",
-        "isotypes",
-        "mean_shm",
-        "baseline_frequency",
-        "n_bcr_baseline",
-        "n_bcr_post",
+        "patient", "clone_id", "n_cells", "n_cells_baseline", "n_cells_post", "first_day",
+        "last_day", "heavy_v_gene", "heavy_j_gene", "heavy_cdr3_aa", "isotype", "mean_shm",
+        "cd19_bcma_fraction", "double_positive", "tissue_assessed", "n_comparable_baseline",
+        "n_comparable_post", "p_missed", "q_value", "status", "n_cells_early", "compartment",
+        "n_assessed_baseline", "n_assessed_post", "testable", "ighv4_34", "isotypes",
         "heavy_junction_aa",
-    ]
+    ]  # fmt: skip
     tcols = [
-        "patient",
-        "clone_id",
-        "sample",
-        "day",
-        "tissue",
-        "timepoint",
-        "n_cells",
-        "clone_fraction",
-    ]
+        "patient", "clone_id", "sample", "day", "tissue", "timepoint", "n_cells",
+        "clone_fraction", "phase",
+    ]  # fmt: skip
     if cells.empty:
         return pd.DataFrame(columns=cols), pd.DataFrame(columns=tcols)
     c = cells.copy()
@@ -221,65 +496,84 @@ def clone_tables(
         "heavy_cdr3_aa",
         "heavy_junction_aa",
         "isotype",
-        "shm",
+        "mu_freq",
         "double_positive",
     ):
         if col not in c.columns:
             c[col] = False if col == "double_positive" else np.nan
-    c["baseline"] = c["day"] <= 0
-    c["post"] = c["day"] >= post_min_day
+    c["mu_freq"] = pd.to_numeric(c["mu_freq"], errors="coerce")
+    check_compartments(compartments)
+    c["compartment"] = _compartment_of(c["cell_type"], compartments)
+    for ph in (BASELINE, EARLY, POST):
+        c[ph] = c["phase"] == ph
     g = c.groupby(["patient", "clone_id"], sort=True)
     clones = g.agg(
         n_cells=("sample", "size"),
-        n_cells_baseline=("baseline", "sum"),
-        n_cells_post=("post", "sum"),
+        n_cells_baseline=(BASELINE, "sum"),
+        n_cells_post=(POST, "sum"),
+        n_cells_early=(EARLY, "sum"),
         first_day=("day", "min"),
         last_day=("day", "max"),
-        mean_shm=("shm", "mean"),
+        mean_shm=("mu_freq", "mean"),
     )
-    clones["heavy_v_gene"] = g["heavy_v_gene"].agg(_mode)
-    clones["heavy_j_gene"] = g["heavy_j_gene"].agg(_mode)
-    clones["heavy_cdr3_aa"] = g["heavy_cdr3_aa"].agg(_mode)
-    clones["heavy_junction_aa"] = g["heavy_junction_aa"].agg(_mode)
-    clones["isotype"] = g["isotype"].agg(_mode)
-    clones["isotypes"] = g["isotype"].agg(
-        lambda v: ";".join(f"{k}:{n}" for k, n in sorted(v.dropna().value_counts().items()))
+    for col in ("heavy_v_gene", "heavy_j_gene", "heavy_cdr3_aa", "heavy_junction_aa", "isotype"):
+        clones[col] = _group_mode(c, ["patient", "clone_id"], col).reindex(clones.index)
+    iso = c.groupby(["patient", "clone_id", "isotype"], observed=True).size()
+    iso = pd.Series(
+        iso.index.get_level_values("isotype").astype(str) + ":" + iso.astype(str).to_numpy(),
+        index=iso.index,
     )
+    clones["isotypes"] = iso.groupby(level=["patient", "clone_id"]).agg(";".join)
+    clones["isotypes"] = clones["isotypes"].reindex(clones.index).fillna("")
     clones["ighv4_34"] = clones["heavy_v_gene"].eq("IGHV4-34")
-    base = c.loc[c["baseline"]]
-    dp = base.groupby(["patient", "clone_id"])["double_positive"].mean()
+    dp = c.loc[c[BASELINE]].groupby(["patient", "clone_id"])["double_positive"].mean()
     clones["cd19_bcma_fraction"] = dp.reindex(clones.index)
     clones["double_positive"] = clones["cd19_bcma_fraction"].ge(dp_min_fraction) & clones[
         "n_cells_baseline"
     ].ge(dp_min_baseline_cells)
-    n_base = c.loc[c["baseline"]].groupby("patient").size()
-    n_post = c.loc[c["post"]].groupby("patient").size()
-    patients = clones.index.get_level_values("patient")
-    clones["n_bcr_baseline"] = n_base.reindex(patients, fill_value=0).to_numpy()
-    clones["n_bcr_post"] = n_post.reindex(patients, fill_value=0).to_numpy()
-    freq = clones["n_cells_baseline"] / clones["n_bcr_baseline"].replace(0, np.nan)
-    clones["baseline_frequency"] = freq.fillna(0.0)
-    clones["p_missed"] = p_missed(clones["baseline_frequency"], clones["n_bcr_post"])
+    clones = clones.join(_assessment(c, samples, compartments))
+    nb, npost = clones["n_assessed_baseline"], clones["n_assessed_post"]
+    big_b, big_p = clones["n_comparable_baseline"], clones["n_comparable_post"]
+    seen = clones["n_cells_baseline"] > 0
+    clones["p_missed"] = np.where(seen, p_missed(nb, npost, big_b, big_p), np.nan)
+    clones["testable"] = seen & (min_p_missed(nb + npost, big_b, big_p) <= alpha)
+    clones["q_value"] = np.nan
+    for _patient, rows in clones.groupby(level="patient").groups.items():
+        sub = clones.loc[rows]
+        clones.loc[rows, "q_value"] = q_values(
+            sub["p_missed"], testable=sub["testable"] if fdr_family == "testable" else None
+        )
     clones["status"] = clone_status(
-        clones["n_cells_baseline"], clones["n_cells_post"], clones["p_missed"], alpha=alpha
+        clones["n_cells_baseline"],
+        clones["n_cells_post"],
+        clones["n_cells_early"],
+        clones["q_value"],
+        resampled=clones["post_sampled"],
+        baseline_sampled=clones["baseline_sampled"],
+        alpha=alpha,
     )
     clones = clones.reset_index()
     clones = clones.sort_values(["patient", "n_cells", "clone_id"], ascending=[True, False, True])
     timeline = c.groupby(["patient", "clone_id", "sample"]).size().rename("n_cells").reset_index()
     per_sample = c.groupby("sample").size()
     timeline["clone_fraction"] = timeline["n_cells"] / timeline["sample"].map(per_sample)
-    meta = samples.loc[timeline["sample"], ["day", "tissue", "timepoint"]]
+    meta = samples.loc[timeline["sample"], ["day", "tissue", "timepoint", "phase"]]
     for col in meta.columns:
         timeline[col] = meta[col].to_numpy()
     timeline = timeline.sort_values(["patient", "clone_id", "day", "sample"])
     return clones[cols].reset_index(drop=True), timeline[tcols].reset_index(drop=True)
 
 
+# --------------------------------------------------------------------------------------
+# per-sample and per-patient tables
+# --------------------------------------------------------------------------------------
 def b_cell_table(
     gex_cells: pd.DataFrame,
     bcr_cells: pd.DataFrame,
     tracked: pd.DataFrame,
     samples: pd.DataFrame,
+    *,
+    unmutated_max_mu_freq: float = 0.02,
 ) -> pd.DataFrame:
     """``b_cells.tsv``: one row per sheet sample.
 
@@ -288,36 +582,43 @@ def b_cell_table(
     gex_cells
         All gene-expression cells (``sample``, ``cell_type``).
     bcr_cells
-        All V(D)J cells (index cell name; ``sample``, ``heavy_v_gene``, ``isotype``, ``shm``).
+        All V(D)J cells (index cell name; ``sample``, ``heavy_v_gene``, ``isotype``, optional
+        ``mu_freq``).
     tracked
         :func:`tracked_cells` (B-lineage cells with a clone).
     samples
         :func:`sheet_table`.
+    unmutated_max_mu_freq
+        A heavy chain with ``mu_freq`` at or below this counts as unmutated.
 
     Returns
     -------
-    Contract columns plus ``timepoint``, ``has_bcr``, ``n_bcr_total`` (all V(D)J cells of
-    the sample, with or without a gene-expression cell), ``n_bcr_with_clone``,
-    ``switched_fraction`` (IgG/IgA/IgE), ``mean_shm``, ``n_ighv4_34`` and
-    ``ighv4_34_fraction``. ``n_bcr_cells`` counts BCR+ B-lineage cells (V(D)J cells whose
-    gene-expression cell is B lineage); ``igm_igd_fraction``, ``switched_fraction``,
-    ``mean_shm`` and ``ighv4_34_fraction`` are taken among those with a heavy chain (and a
-    known isotype for the isotype shares); ``n_clones``, ``shannon_evenness`` and
-    ``top_clone_fraction`` among those with a clone. BCR metrics are empty without such
-    cells; ``n_clones`` and ``n_ighv4_34`` are empty when the sample has no V(D)J file.
+    Contract columns plus ``timepoint``, ``phase``, ``has_bcr``, ``n_bcr_total`` (all V(D)J
+    cells of the sample, with or without a gene-expression cell), ``n_bcr_with_clone``,
+    ``switched_fraction`` (IgG/IgA/IgE), ``mean_shm`` (mean ``mu_freq``),
+    ``unmutated_igm_igd_fraction`` (IgM/IgD with ``mu_freq <= unmutated_max_mu_freq``, among
+    heavy chains with isotype and ``mu_freq``), ``n_ighv4_34`` and ``ighv4_34_fraction``.
+    ``n_bcr_cells`` counts BCR+ B-lineage cells (V(D)J cells whose gene-expression cell is B
+    lineage); ``igm_igd_fraction``, ``switched_fraction``, ``mean_shm`` and
+    ``ighv4_34_fraction`` are taken among those with a heavy chain (and a known isotype for
+    the isotype shares); ``n_clones``, ``shannon_evenness`` and ``top_clone_fraction`` among
+    those with a clone. BCR metrics are empty without such cells (``mean_shm`` and the
+    unmutated share also without ``mu_freq``); ``n_clones`` and ``n_ighv4_34`` are empty
+    when the sample has no V(D)J file.
     """
     b_lineage = gex_cells.index[gex_cells["cell_type"].astype(str).isin(B_LINEAGE_TYPES)]
     bcr_b = bcr_cells.loc[bcr_cells.index.isin(b_lineage)]
-    for col in ("heavy_v_gene", "isotype", "shm"):
+    for col in ("heavy_v_gene", "isotype", "mu_freq"):
         if col not in bcr_b.columns:
             bcr_b = bcr_b.assign(**{col: np.nan})
+    bcr_b = bcr_b.assign(mu_freq=pd.to_numeric(bcr_b["mu_freq"], errors="coerce"))
 
     def by_sample(df: pd.DataFrame) -> dict:
         return dict(tuple(df.groupby(df["sample"].astype(str)))) if len(df) else {}
 
     gex_by, bcr_by, tr_by = by_sample(gex_cells), by_sample(bcr_b), by_sample(tracked)
     bcr_total = bcr_cells.groupby(bcr_cells["sample"].astype(str)).size()
-    empty = pd.DataFrame(columns=["cell_type", "heavy_v_gene", "isotype", "shm", "clone_id"])
+    empty = pd.DataFrame(columns=["cell_type", "heavy_v_gene", "isotype", "mu_freq", "clone_id"])
     rows = []
     for sample, meta in samples.iterrows():
         types = gex_by.get(sample, empty)["cell_type"].astype(str)
@@ -326,6 +627,11 @@ def b_cell_table(
         b = bcr_by.get(sample, empty)
         heavy = b.loc[b["heavy_v_gene"].notna()]
         iso = heavy["isotype"].dropna()
+        shm = pd.to_numeric(heavy["mu_freq"], errors="coerce")
+        typed = heavy.loc[heavy["isotype"].notna() & shm.notna()]
+        unmutated = typed["isotype"].isin(UNSWITCHED) & (
+            pd.to_numeric(typed["mu_freq"]) <= unmutated_max_mu_freq
+        )
         sizes = tr_by.get(sample, empty).groupby("clone_id").size()
         rows.append(
             {
@@ -338,16 +644,18 @@ def b_cell_table(
                 "b_fraction": n_b / n_cells if n_cells else np.nan,
                 "naive_fraction": n_naive / n_b if n_b else np.nan,
                 "n_bcr_cells": len(b),
-                "igm_igd_fraction": iso.isin(["IgM", "IgD"]).mean() if len(iso) else np.nan,
+                "igm_igd_fraction": iso.isin(UNSWITCHED).mean() if len(iso) else np.nan,
                 "n_clones": len(sizes) if meta["has_bcr"] else pd.NA,
                 "shannon_evenness": shannon_evenness(sizes),
                 "top_clone_fraction": top_clone_fraction(sizes),
                 "timepoint": meta["timepoint"],
+                "phase": meta["phase"],
                 "has_bcr": bool(meta["has_bcr"]),
                 "n_bcr_total": int(bcr_total.get(sample, 0)),
                 "n_bcr_with_clone": int(sizes.sum()),
                 "switched_fraction": iso.str.match(r"Ig[GAE]").mean() if len(iso) else np.nan,
-                "mean_shm": pd.to_numeric(heavy["shm"]).mean() if len(heavy) else np.nan,
+                "mean_shm": shm.mean() if shm.notna().any() else np.nan,
+                "unmutated_igm_igd_fraction": unmutated.mean() if len(typed) else np.nan,
                 "n_ighv4_34": (
                     int(heavy["heavy_v_gene"].eq("IGHV4-34").sum()) if meta["has_bcr"] else pd.NA
                 ),
@@ -362,23 +670,29 @@ def b_cell_table(
     return out
 
 
-def b_recovery(b_cells: pd.DataFrame, *, level: float = 0.01) -> pd.DataFrame:
-    """B-cell recovery per patient from blood samples.
+def b_recovery(
+    b_cells: pd.DataFrame, *, level: float = 0.01, min_b_cells: int = 20
+) -> pd.DataFrame:
+    """B-cell recovery per patient from blood samples after infusion (day > 0).
 
-    The nadir is the post-infusion (day > 0) blood sample with the lowest ``b_fraction``
-    (earliest on ties); ``b_recovery_day`` is the first day after the nadir's day whose blood
-    ``b_fraction`` reaches `level`, empty if none does.
+    The aplasia starts at the first blood sample whose ``b_fraction`` is below `level`;
+    ``b_recovery_day`` is the first later blood sample whose ``b_fraction`` reaches `level`
+    again and ``b_recovery_after_day`` the blood sample just before it (recovery happened
+    between the two). Both empty when B cells never fell below `level` or never came back.
+    ``naive_fraction_at_recovery`` is that of the recovery sample, empty when it holds fewer
+    than `min_b_cells` B cells. ``nadir_day`` / ``nadir_b_fraction``: the lowest sample.
 
     Returns
     -------
-    Index patient; ``b_recovery_day`` (Int64), ``naive_fraction_at_recovery``,
-    ``nadir_day``, ``nadir_b_fraction``.
+    Index patient; ``b_recovery_after_day``, ``b_recovery_day`` (Int64),
+    ``naive_fraction_at_recovery``, ``nadir_day`` (Int64), ``nadir_b_fraction``.
     """
     out = {}
     for patient, g in b_cells.groupby("patient", sort=True):
         blood = g.loc[(g["tissue"] == BLOOD) & (g["day"] > 0) & g["b_fraction"].notna()]
-        blood = blood.sort_values(["day", "sample"])
+        blood = blood.sort_values(["day", "sample"]).reset_index(drop=True)
         rec = {
+            "b_recovery_after_day": pd.NA,
             "b_recovery_day": pd.NA,
             "naive_fraction_at_recovery": np.nan,
             "nadir_day": pd.NA,
@@ -387,59 +701,75 @@ def b_recovery(b_cells: pd.DataFrame, *, level: float = 0.01) -> pd.DataFrame:
         if len(blood):
             nadir = blood.loc[blood["b_fraction"].idxmin()]
             rec["nadir_day"], rec["nadir_b_fraction"] = nadir["day"], nadir["b_fraction"]
-            after = blood.loc[(blood["day"] > nadir["day"]) & (blood["b_fraction"] >= level)]
-            if len(after):
-                first = after.iloc[0]
-                rec["b_recovery_day"] = first["day"]
-                rec["naive_fraction_at_recovery"] = first["naive_fraction"]
+            below = np.flatnonzero(blood["b_fraction"].to_numpy() < level)
+            if len(below):
+                later = blood.iloc[below[0] + 1 :]
+                back = later.index[later["b_fraction"] >= level]
+                if len(back):
+                    first = blood.loc[back[0]]
+                    rec["b_recovery_day"] = first["day"]
+                    rec["b_recovery_after_day"] = blood.loc[back[0] - 1, "day"]
+                    n_b = first.get("n_b_cells", np.nan)
+                    if pd.notna(n_b) and n_b >= min_b_cells:
+                        rec["naive_fraction_at_recovery"] = first["naive_fraction"]
         out[patient] = rec
     res = pd.DataFrame.from_dict(out, orient="index")
     res.index.name = "patient"
-    for col in ("b_recovery_day", "nadir_day"):
+    for col in ("b_recovery_after_day", "b_recovery_day", "nadir_day"):
         res[col] = res[col].astype("Int64") if len(res) else pd.Series(dtype="Int64")
+    for col in ("naive_fraction_at_recovery", "nadir_b_fraction"):
+        res[col] = res[col].astype(float) if len(res) else pd.Series(dtype=float)
     return res
 
 
 def elimination_table(
-    clones: pd.DataFrame, b_cells: pd.DataFrame, *, recovery_level: float = 0.01
+    clones: pd.DataFrame,
+    b_cells: pd.DataFrame,
+    *,
+    recovery_level: float = 0.01,
+    recovery_min_b_cells: int = 20,
 ) -> pd.DataFrame:
     """``elimination.tsv``: one row per patient of the sheet (via `b_cells`).
 
     Returns
     -------
-    Contract columns plus counts of all clones by status (``n_clones``, ``n_eliminated``,
-    ``n_persistent``, ``n_emergent``, ``n_not_assessable``), ``n_bcr_baseline``,
-    ``n_bcr_post``, ``nadir_day`` and ``nadir_b_fraction``.
+    Contract columns (``expected_false_eliminated``: the sum of ``p_missed`` over the
+    patient's eliminated clones, the expected number among them that persisted unseen) plus
+    counts of all clones by status (``n_clones``, ``n_eliminated``, ``n_persistent``,
+    ``n_emergent``, ``n_early_only``, ``n_not_assessable``), ``nadir_day`` and ``nadir_b_fraction``.
     """
     patients = sorted(b_cells["patient"].astype(str).unique())
-    rec = b_recovery(b_cells, level=recovery_level).reindex(patients)
+    rec = b_recovery(b_cells, level=recovery_level, min_b_cells=recovery_min_b_cells)
+    rec = rec.reindex(patients)
     rows = []
     for p in patients:
         cl = clones.loc[clones["patient"] == p]
         dp = cl.loc[cl["double_positive"].astype(bool)]
+        gone = cl.loc[cl["status"] == "eliminated"]
         row = {
             "patient": p,
             "n_dp_clones": len(dp),
             "n_dp_eliminated": int((dp["status"] == "eliminated").sum()),
             "n_dp_persistent": int((dp["status"] == "persistent").sum()),
             "n_dp_not_assessable": int((dp["status"] == "not_assessable").sum()),
+            "expected_false_eliminated": float(gone["p_missed"].astype(float).sum()),
+            "b_recovery_after_day": rec.loc[p, "b_recovery_after_day"],
             "b_recovery_day": rec.loc[p, "b_recovery_day"],
             "naive_fraction_at_recovery": rec.loc[p, "naive_fraction_at_recovery"],
             "n_clones": len(cl),
         }
         for s in STATUSES:
             row[f"n_{s}"] = int((cl["status"] == s).sum())
-        row["n_bcr_baseline"] = int(cl["n_bcr_baseline"].max()) if len(cl) else 0
-        row["n_bcr_post"] = int(cl["n_bcr_post"].max()) if len(cl) else 0
         row["nadir_day"] = rec.loc[p, "nadir_day"]
         row["nadir_b_fraction"] = rec.loc[p, "nadir_b_fraction"]
         rows.append(row)
     out = pd.DataFrame(rows)
-    for col in ("b_recovery_day", "nadir_day"):
+    for col in ("b_recovery_after_day", "b_recovery_day", "nadir_day"):
         out[col] = out[col].astype("Int64")
     return out
 
 
+# --------------------------------------------------------------------------------------
 # the whole step
 # --------------------------------------------------------------------------------------
 @dataclass
@@ -453,6 +783,7 @@ class CloneResults:
     clone_timeline: pd.DataFrame
     b_cells: pd.DataFrame
     elimination: pd.DataFrame
+    diversity: pd.DataFrame
 
 
 def track_clones(
@@ -467,8 +798,14 @@ def track_clones(
     light_only: str = "exclude",
     include_multichain: bool = True,
     post_min_day: int = 28,
+    visit_window_days: int = 3,
     alpha: float = 0.05,
+    fdr_family: str = "testable",
+    compartments: Mapping[str, Sequence[str]] = COMPARTMENTS,
     recovery_b_fraction: float = 0.01,
+    recovery_min_b_cells: int = 20,
+    unmutated_max_mu_freq: float = 0.02,
+    diversity_min_cells: int = 20,
     cd19_gene: str = "CD19",
     bcma_gene: str = "TNFRSF17",
     cd19_protein: str | None = "CD19",
@@ -495,10 +832,16 @@ def track_clones(
         As for :func:`cartrack.bcr.index_chains`.
     sequence, identity, split_light, light_only, include_multichain
         As for :func:`define_clones`.
-    post_min_day, alpha, dp_min_fraction, dp_min_baseline_cells
+    post_min_day, visit_window_days
+        As for :func:`cartrack.design.phase`.
+    alpha, fdr_family, compartments, dp_min_fraction, dp_min_baseline_cells
         As for :func:`clone_tables`.
-    recovery_b_fraction
-        Blood ``b_fraction`` that counts as B-cell recovery (:func:`b_recovery`).
+    recovery_b_fraction, recovery_min_b_cells
+        `level` and `min_b_cells` of :func:`b_recovery`.
+    unmutated_max_mu_freq
+        As for :func:`b_cell_table`.
+    diversity_min_cells
+        `min_cells` of :func:`diversity_table`.
     cd19_gene, bcma_gene, cd19_protein, bcma_protein
         As for :func:`double_positive_cells`.
     cd19_min_counts, bcma_min_counts, cd19_min_protein, bcma_min_protein
@@ -512,12 +855,12 @@ def track_clones(
     ``ighv4_34``, ``b_lineage`` and the sheet's columns; ``cell_clones`` has one row per BCR
     cell: ``cell, clone_id, isotype, shm, ighv4_34``.
     """
-    meta = sheet_table(sheet)
+    meta = sheet_table(sheet, post_min_day=post_min_day, visit_window_days=visit_window_days)
     airr = merge_bcr(samples)
     unknown = sorted(set(airr.obs["sample"].astype(str)) - set(meta.index))
     if unknown:
         raise InputError(f"BCR samples not in the sample sheet: {', '.join(unknown)}")
-    for col in ("patient", "day", "tissue", "timepoint"):
+    for col in ("patient", "day", "tissue", "timepoint", "phase"):
         airr.obs[col] = meta.loc[airr.obs["sample"].astype(str), col].to_numpy()
     index_chains(airr, productive_only=productive_only)
     define_clones(
@@ -552,13 +895,20 @@ def track_clones(
     clones, timeline = clone_tables(
         tracked,
         meta,
-        post_min_day=post_min_day,
         alpha=alpha,
+        fdr_family=fdr_family,
+        compartments=compartments,
         dp_min_fraction=dp_min_fraction,
         dp_min_baseline_cells=dp_min_baseline_cells,
     )
-    b_cells = b_cell_table(gex, cells, tracked, meta)
-    elimination = elimination_table(clones, b_cells, recovery_level=recovery_b_fraction)
+    b_cells = b_cell_table(gex, cells, tracked, meta, unmutated_max_mu_freq=unmutated_max_mu_freq)
+    elimination = elimination_table(
+        clones,
+        b_cells,
+        recovery_level=recovery_b_fraction,
+        recovery_min_b_cells=recovery_min_b_cells,
+    )
+    diversity = diversity_table(tracked, meta, min_cells=diversity_min_cells)
     qc = chain_qc_table(airr, gex, meta)
     # no `sample` here: the table is joined into gex.obs, which has its own
     cell_clones = cells[["clone_id", "isotype", "shm", "ighv4_34"]].copy()
@@ -570,11 +920,21 @@ def track_clones(
         del airr.uns[key]
     airr.uns["tracking"] = {
         "post_min_day": post_min_day,
+        "visit_window_days": visit_window_days,
         "alpha": alpha,
+        "fdr_family": fdr_family,
         "recovery_b_fraction": recovery_b_fraction,
+        "recovery_min_b_cells": recovery_min_b_cells,
         "dp_min_fraction": dp_min_fraction,
         "dp_min_baseline_cells": dp_min_baseline_cells,
     }
     return CloneResults(
-        airr, cell_clones.reset_index(drop=True), qc, clones, timeline, b_cells, elimination
+        airr,
+        cell_clones.reset_index(drop=True),
+        qc,
+        clones,
+        timeline,
+        b_cells,
+        elimination,
+        diversity,
     )

@@ -50,6 +50,11 @@ rule bcr_clones:
             caption="../report/table_elimination.rst",
             category="4. Clone tracking",
         ),
+        diversity=report(
+            "results/tables/diversity.tsv",
+            caption="../report/table_diversity.rst",
+            category="3. B-cell reconstitution",
+        ),
         chain_qc=report(
             "results/tables/chain_qc.tsv",
             caption="../report/table_chain_qc.rst",

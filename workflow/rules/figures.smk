@@ -12,6 +12,7 @@ FIGURES = {
     "b_fraction": "3. B-cell reconstitution",
     "reconstitution": "3. B-cell reconstitution",
     "isotypes": "3. B-cell reconstitution",
+    "diversity": "3. B-cell reconstitution",
     "clone_tracking": "4. Clone tracking",
     "clone_status": "4. Clone tracking",
     "signatures_time": "5. Signatures",
@@ -295,3 +296,30 @@ rule figures_car_t:
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_car_t.py"
+
+
+rule figures_diversity:
+    """Clonal diversity (Hill numbers) over time, observed and rarefied to a common depth."""
+    input:
+        diversity="results/tables/diversity.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        pdf="results/figures/diversity.pdf",
+        png=report(
+            "results/figures/diversity.png",
+            caption="../report/fig_diversity.rst",
+            category=FIGURES["diversity"],
+        ),
+    log:
+        "logs/figures_diversity.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_diversity.py"
