@@ -68,10 +68,11 @@ rule gex_integrate:
 
 
 rule gex_annotate:
-    """Cell types from the marker table, CAR-T calls, cell-type composition per sample."""
+    """Hierarchical cell types (BCR-refined B subsets), CAR-T calls, composition per sample."""
     input:
         h5ad="results/gex/integrated.h5ad",
         markers=resource(config["annotation"]["markers"]),
+        bcr=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
     output:
         h5ad="results/gex/annotated.h5ad",
         table=report(
@@ -79,6 +80,7 @@ rule gex_annotate:
             caption="../report/table_cell_types.rst",
             category="2. Cell types",
         ),
+        car_ambient="results/tables/car_t_ambient.tsv",
     log:
         "logs/gex_annotate.log",
     conda:
@@ -90,5 +92,8 @@ rule gex_annotate:
     params:
         sheet=SHEET,
         annotation=config["annotation"],
+        car_t=config["car_t"],
+        productive_only=config["bcr"]["productive_only"],
+        seed=config["seed"],
     script:
         "../../scripts/gex_annotate.py"
