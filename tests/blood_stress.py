@@ -91,10 +91,6 @@ PROFILES = {
         "HLA-DRA",
     ],
 }
-LINEAGE = {
-    "B_naive": "B", "B_memory": "B", "plasmablast": "plasma", "plasma_cell": "plasma",
-    "T_CD4": "T", "T_CD8": "T", "CAR_T": "T", "NK": "NK", "monocyte": "monocyte",
-}  # fmt: skip
 OTHER_GENES = [
     "HBB",
     "HBA1",

@@ -240,7 +240,7 @@ def refine_b_subsets(
     *,
     max_naive_mu_freq: float = 0.02,
 ) -> pd.Series:
-    """Let a B cell's BCR refine its subset; return the per-cell reason (``obs["b_subset_source"]``).
+    """Let a B cell's BCR refine its subset; return the reason per cell (obs ``b_subset_source``).
 
     `bcr` is indexed by cell name with ``isotype`` (IGHM, IGHG1, ...) and, when available,
     ``mu_freq`` (SHazaM's ``observedMutations`` frequency; else ``shm`` = 1 - v_identity).
@@ -291,7 +291,7 @@ def refine_b_subsets(
     obs["cell_type"] = pd.Categorical(label.to_numpy(), categories=CELL_TYPES)
     obs["b_subset_source"] = pd.Categorical(source.to_numpy())
     log.info(
-        "BCR refinement (%s): %d B cells with an isotype, %d made memory, %d made naive/transitional",
+        "BCR refinement (%s): %d B cells with an isotype; %d made memory, %d naive/transitional",
         mu_col or "isotype only",
         len(cells),
         int(to_memory.sum()),
