@@ -2,6 +2,7 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
+        markers=resource(config["annotation"]["markers"]),
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
@@ -16,9 +17,31 @@ rule gex_qc:
         runtime=runtime(15),
     params:
         qc=config["qc"],
+        annotation=config["annotation"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
+
+
+rule gex_qc_by_cell_type:
+    """How many cells of each type QC and doublet removal took, per sample."""
+    input:
+        cells=expand("results/gex/qc/{sample}.cells.tsv", sample=SAMPLES),
+    output:
+        table="results/tables/qc_by_cell_type.tsv",
+    log:
+        "logs/gex_qc_by_cell_type.log",
+    conda:
+        "../../envs/gex.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 2),
+        runtime=runtime(5),
+    params:
+        sheet=SHEET,
+        samples=SAMPLES,
+    script:
+        "../../scripts/gex_qc_by_cell_type.py"
 
 
 rule gex_qc_table:
