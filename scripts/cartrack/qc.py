@@ -6,7 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from scipy.stats import median_abs_deviation
+from scipy.stats import binom, median_abs_deviation
 
 from cartrack.design import InputError
 
@@ -110,9 +110,9 @@ def flag_doublets(
     recovered / 1,000 (all barcodes of the filtered matrix), unless `expected_doublet_rate`
     fixes it. `threshold`: ``auto`` takes scrublet's own threshold (the minimum between the
     two modes of the simulated doublets' scores, ``skimage.filters.threshold_minimum``; see
-    ``scanpy.pp.scrublet``) but never calls more than `max_rate_factor` x the expected rate
-    (the threshold is raised to that quantile instead; heterotypic doublets are at most
-    the expected rate) and falls back to the expected-rate quantile when scrublet finds no
+    ``scanpy.pp.scrublet``) but never calls more cells than a Binomial(n, `max_rate_factor` x
+    expected rate) makes plausible (its 99.9 % quantile; the threshold is raised to that
+    many top scores instead) and falls back to the expected-rate quantile when scrublet finds no
     threshold; ``expected`` calls the expected-rate share of top scores; a number is a fixed
     score. Low-quality cells are left out. Samples with fewer than `min_cells` good cells
     are not scored. Returns the rate, threshold and method used.
@@ -142,13 +142,14 @@ def flag_doublets(
         verbose=False,
     )
     scores = sub.obs["doublet_score"].to_numpy()
-    cap = float(np.quantile(scores, 1 - min(max_rate_factor * rate, 1)))
+    max_calls = int(binom.isf(1e-3, len(scores), min(max_rate_factor * rate, 1)))
     if threshold == "auto":
         auto = sub.uns["scrublet"].get("threshold")
         if auto is None or not np.isfinite(auto):
             cut, method = float(np.quantile(scores, 1 - rate)), "expected (scrublet found none)"
-        elif (scores > auto).mean() > max_rate_factor * rate:
-            cut, method = cap, f"auto capped at {max_rate_factor:g} x expected rate"
+        elif (scores > auto).sum() > max_calls:
+            cut = float(np.sort(scores)[::-1][max_calls]) if max_calls < len(scores) else -np.inf
+            method = f"auto capped at {max_calls} calls"
         else:
             cut, method = float(auto), "auto"
     elif threshold == "expected":
