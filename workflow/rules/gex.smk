@@ -28,7 +28,11 @@ rule gex_qc_by_cell_type:
     input:
         cells=expand("results/gex/qc/{sample}.cells.tsv", sample=SAMPLES),
     output:
-        table="results/tables/qc_by_cell_type.tsv",
+        table=report(
+            "results/tables/qc_by_cell_type.tsv",
+            caption="../report/table_qc_by_cell_type.rst",
+            category="1. Quality control",
+        ),
     log:
         "logs/gex_qc_by_cell_type.log",
     conda:
@@ -103,7 +107,11 @@ rule gex_annotate:
             caption="../report/table_cell_types.rst",
             category="2. Cell types",
         ),
-        car_ambient="results/tables/car_t_ambient.tsv",
+        car_ambient=report(
+            "results/tables/car_t_ambient.tsv",
+            caption="../report/table_car_t_ambient.rst",
+            category="2. Cell types",
+        ),
     log:
         "logs/gex_annotate.log",
     conda:
