@@ -63,6 +63,11 @@ def test_marker_table_is_checked(tmp_path, markers):
         read_markers(str(path))
 
 
+def test_default_subsets_are_checked(blood, markers):
+    with pytest.raises(InputError, match="default_subsets: B: 'T_CD4'"):
+        annotate_cell_types(blood.copy(), markers, default_subsets={"B": "T_CD4"})
+
+
 def test_stress_blood_types_are_recovered(blood):
     truth = blood.obs["truth"].replace(EXPECTED)
     called = blood.obs["cell_type"].astype(str)

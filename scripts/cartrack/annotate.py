@@ -184,6 +184,12 @@ def annotate_cell_types(
     are plasmablasts (Ki-67+, Mei et al. 2015); proliferation never changes a lineage.
     """
     defaults = {"B": "B_naive", "plasma": "plasmablast", "T": "T_CD4", **(default_subsets or {})}
+    for name, subset in defaults.items():
+        if subset not in LINEAGE_TYPES.get(name, ()):
+            raise InputError(
+                f"config annotation.default_subsets: {name}: {subset!r} is not a subset of "
+                f"lineage {name} (one of {LINEAGE_TYPES.get(name, ())})"
+            )
     scores = score_marker_sets(
         adata, markers, batch_key=batch_key, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed
     )
