@@ -32,7 +32,8 @@ annotate_cell_types(
     read_markers(snakemake.input.markers),
     batch_key="",  # one sample
     **{k: ann[k] for k in ("min_lineage_score", "min_confidence", "min_subset_score",
-                           "min_proliferation_score", "default_subsets", "ctrl_size", "n_bins")},
+                           "min_proliferation_score", "default_subsets", "contaminant_lineages",
+                           "ctrl_size", "n_bins")},
     seed=snakemake.params.seed,
 )  # fmt: skip
 gex.obs["qc_cell_type"] = pre.obs["cell_type"].astype(str)

@@ -115,6 +115,33 @@ def test_annotation_survives_half_the_umis(markers, blood):
     assert agree >= 0.9
 
 
+def test_neighbour_smoothing_recovers_shallow_cells(markers):
+    """At 600 UMIs per cell dropout hides markers; the kNN graph brings them back."""
+    raw = make_blood(COMPOSITION, seed=6, depth=600)
+    plain, smooth = normalised(raw), normalised(raw)
+    sc.pp.pca(smooth, n_comps=20, random_state=0)
+    sc.pp.neighbors(smooth, n_neighbors=15, random_state=0)
+    annotate_cell_types(plain, markers)
+    annotate_cell_types(smooth, markers)
+    truth = raw.obs["truth"].replace(EXPECTED).to_numpy()
+    acc_plain = (plain.obs["cell_type"].astype(str).to_numpy() == truth).mean()
+    acc_smooth = (smooth.obs["cell_type"].astype(str).to_numpy() == truth).mean()
+    assert acc_smooth >= max(acc_plain + 0.02, 0.85), (acc_plain, acc_smooth)
+    car = raw.obs["truth"].to_numpy() == "CAR_T"
+    assert not smooth.obs["cell_type"][car].isin(["plasmablast", "plasma_cell"]).any()
+
+
+def test_platelet_rna_on_t_cells_leaves_them_t_cells(markers):
+    raw = make_blood({"T_CD4": 100, "monocyte": 50}, seed=8)
+    x = raw.X.toarray()
+    for gene in ("PPBP", "PF4", "HBB"):  # platelets stuck to the cells, ambient haemoglobin
+        x[:, raw.var_names.get_loc(gene)] += 6
+    raw.X = x
+    a = normalised(raw)
+    annotate_cell_types(a, markers)
+    assert (a.obs["cell_type"].astype(str).to_numpy() == raw.obs["truth"].to_numpy()).mean() > 0.95
+
+
 def test_low_confidence_cells_are_other(markers):
     raw = make_blood({"T_CD4": 100, "B_naive": 100, "monocyte": 100}, seed=3)
     x = raw.X.toarray()

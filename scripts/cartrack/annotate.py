@@ -10,12 +10,13 @@ separate axis (``obs["proliferating"]``) that refines plasma-lineage cells only.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+import scipy.sparse as sp
 from scipy.stats import poisson
 
 from cartrack.design import B_CELLS, CELL_TYPES, NAIVE_B, T_CELLS, InputError
@@ -85,8 +86,8 @@ def score_marker_sets(
 ) -> pd.DataFrame:
     """Score of every (level, group) marker set per cell, computed within each batch.
 
-    Columns ``<level>:<group>``: ``score_genes`` of the up genes minus ``score_genes`` of the
-    down genes (log-normalised X). A set with no gene in the data scores NaN (logged).
+    Columns ``<level>:<group>``: ``score_genes`` of the up genes minus the positive part of
+    ``score_genes`` of the down genes (log-normalised X). A set with no gene in the data scores NaN (logged).
     """
     names = _lookup(adata.var_names)
     sets: dict[str, tuple[list[str], list[str]]] = {}
@@ -116,8 +117,10 @@ def score_marker_sets(
             if not up:
                 continue
             s = _score(sub, up, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed)
-            if down:
-                s = s - _score(sub, down, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed)
+            if down:  # absent down markers are no evidence: only expression above control counts
+                s = s - np.maximum(
+                    _score(sub, down, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed), 0
+                )
             scores.loc[idx, col] = s
     for col, (up, _) in sets.items():
         if not up:
@@ -140,15 +143,39 @@ def _score(
     return out.obs["score"].to_numpy(dtype=float)
 
 
-def _best(scores: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Best column per row, its score and its confidence (relative margin over the next)."""
+def smooth_over_neighbors(scores: pd.DataFrame, connectivities, weight: float) -> pd.DataFrame:
+    """(1 - weight) x own score + weight x the connectivity-weighted mean of the neighbours'.
+
+    Cells without neighbours keep their own score. NaN scores (a set absent from a batch)
+    stay NaN.
+    """
+    w = sp.csr_matrix(connectivities, dtype=float)
+    deg = np.asarray(w.sum(axis=1)).ravel()
+    values = scores.to_numpy(dtype=float)
+    filled = np.nan_to_num(values)
+    mean = np.asarray(w @ filled) / np.where(deg > 0, deg, 1)[:, None]
+    out = np.where(deg[:, None] > 0, (1 - weight) * filled + weight * mean, filled)
+    return pd.DataFrame(
+        np.where(np.isnan(values), np.nan, out), index=scores.index, columns=scores.columns
+    )
+
+
+def _best(
+    scores: pd.DataFrame, family: dict[str, str] | None = None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Best column per row, its score and its confidence (relative margin over the next).
+
+    The runner-up is the best column of another `family` (columns that lead to the same cell
+    type, such as cDC and pDC, do not compete).
+    """
     values = scores.to_numpy(dtype=float)
     filled = np.where(np.isnan(values), -np.inf, values)
     order = np.argsort(-filled, axis=1)
     rows = np.arange(len(values))
     top = filled[rows, order[:, 0]]
-    second = filled[rows, order[:, 1]] if values.shape[1] > 1 else np.full(len(values), -np.inf)
-    second = np.maximum(second, 0)  # a negative runner-up is no evidence against the winner
+    fam = np.array([(family or {}).get(c, c) for c in scores.columns])
+    rival = np.where(fam[None, :] == fam[order[:, 0]][:, None], -np.inf, filled)
+    second = np.maximum(rival.max(axis=1), 0)  # a negative runner-up is no evidence
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = np.where(top > 0, (top - second) / top, 0.0)
     best = pd.Series(np.asarray(scores.columns)[order[:, 0]], index=scores.index)
@@ -169,6 +196,8 @@ def annotate_cell_types(
     min_subset_score: float = 0.05,
     min_proliferation_score: float = 0.1,
     default_subsets: Mapping[str, str] | None = None,
+    contaminant_lineages: Sequence[str] = ("platelet", "erythroid"),
+    neighbor_weight: float = 0.5,
     ctrl_size: int = 50,
     n_bins: int = 25,
     seed: int = 0,
@@ -182,6 +211,11 @@ def annotate_cell_types(
     `default_subsets` entry (the subset that needs no positive evidence: naive B cells lack
     the memory, transitional and atypical markers). Plasma-lineage cells that proliferate
     are plasmablasts (Ki-67+, Mei et al. 2015); proliferation never changes a lineage.
+    `contaminant_lineages` (platelet and red-cell RNA: ambient haemoglobin, platelets stuck
+    to monocytes and T cells) neither compete with nor lower the confidence of the immune
+    lineages; they are called only for cells without any immune lineage score. With a kNN
+    graph (``obsp["connectivities"]``) every score is first mixed with its neighbours' mean
+    (:func:`smooth_over_neighbors`, `neighbor_weight`), which denoises dropout.
     """
     defaults = {"B": "B_naive", "plasma": "plasmablast", "T": "T_CD4", **(default_subsets or {})}
     for name, subset in defaults.items():
@@ -193,13 +227,27 @@ def annotate_cell_types(
     scores = score_marker_sets(
         adata, markers, batch_key=batch_key, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed
     )
+    if neighbor_weight > 0 and "connectivities" in adata.obsp:
+        scores = smooth_over_neighbors(scores, adata.obsp["connectivities"], neighbor_weight)
     lineage_cols = [c for c in scores.columns if c.startswith("lineage:")]
     if not lineage_cols:
         raise InputError("marker table has no lineage rows")
-    best, top, confidence = _best(scores[lineage_cols])
+    contaminant = [f"lineage:{g}" for g in contaminant_lineages]
+    cells_cols = [c for c in lineage_cols if c not in contaminant]
+    family = {
+        c: "/".join(LINEAGE_TYPES.get(c.removeprefix("lineage:"), ("other",))) for c in cells_cols
+    }
+    best, top, confidence = _best(scores[cells_cols], family)
     lineage = best.str.removeprefix("lineage:")
     low = (top < min_lineage_score) | (confidence < min_confidence)
     lineage[low] = UNASSIGNED
+    extra = [c for c in contaminant if c in scores.columns]
+    if extra:  # platelets / red cells: only where no cell lineage is called
+        c_best, c_top, c_conf = _best(scores[extra])
+        won = low & (c_top >= min_lineage_score) & (top < min_lineage_score)
+        lineage[won] = c_best[won].str.removeprefix("lineage:")
+        confidence[won] = c_conf[won]
+        low &= ~won
     label = pd.Series("other", index=adata.obs_names, dtype=object)
     subset_conf = pd.Series(np.nan, index=adata.obs_names)
     prolif = scores.get("state:proliferation", pd.Series(np.nan, index=adata.obs_names))
