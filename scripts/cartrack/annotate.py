@@ -87,7 +87,8 @@ def score_marker_sets(
     """Score of every (level, group) marker set per cell, computed within each batch.
 
     Columns ``<level>:<group>``: ``score_genes`` of the up genes minus the positive part of
-    ``score_genes`` of the down genes (log-normalised X). A set with no gene in the data scores NaN (logged).
+    ``score_genes`` of the down genes (log-normalised X). A set with no gene in the data
+    scores NaN (logged).
     """
     names = _lookup(adata.var_names)
     sets: dict[str, tuple[list[str], list[str]]] = {}
