@@ -184,6 +184,9 @@ def test_bcr_refines_b_subsets(blood):
     assert (ct[memory[10:]] == "B_memory").all()
     assert (ct[t] == "T_CD4").all()
     assert (a.obs.loc[naive, "b_subset_source"] == "bcr").all()
+    none = blood.copy()
+    refine_b_subsets(none, _bcr(t, "IgG1"))  # no B cell with a BCR: nothing changes
+    assert (none.obs["cell_type"] == blood.obs["cell_type"]).all()
 
 
 def _gzip_mtx(src, dst):

@@ -310,6 +310,10 @@ def refine_b_subsets(
     label = obs["cell_type"].astype(str).copy()
     in_b = label[cells].isin(B_CELLS)
     cells = cells[in_b.to_numpy()]
+    if not len(cells):
+        obs["b_subset_source"] = pd.Categorical(source.to_numpy())
+        log.info("BCR refinement: no B cell with an isotype")
+        return source
     mu_col = "mu_freq" if "mu_freq" in bcr.columns else "shm" if "shm" in bcr.columns else None
     # IgM / IGHM / IgG2b / IGHG2B -> M, M, G2B, G2B
     iso = (
