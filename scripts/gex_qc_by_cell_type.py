@@ -13,6 +13,4 @@ cells = pd.concat(
         for s, p in zip(snakemake.params.samples, snakemake.input.cells, strict=True)
     ]
 )
-cells["low_quality"] = cells["low_quality"].astype(str).str.lower().eq("true")
-cells["doublet"] = cells["doublet"].astype(str).str.lower().eq("true")
 write_tsv(qc_by_cell_type(cells, snakemake.params.sheet), snakemake.output.table)

@@ -152,3 +152,9 @@ def test_qc_by_cell_type_counts_what_qc_removed():
     assert t.loc[("S2", "NK"), "n_cells_passed"] == 1
     assert np.isnan(t.loc[("S2", "T_CD4"), "fraction_removed"])
     assert len(t) == 2 * 12
+    as_read = cells.assign(  # flags as a TSV round trip may leave them
+        low_quality=cells["low_quality"].map({True: "true", False: "false"}),
+        doublet=cells["doublet"].map({True: "True", False: "False"}),
+    )
+    again = qc_by_cell_type(as_read, sheet).set_index(["sample", "cell_type"])
+    pd.testing.assert_frame_equal(again, t)

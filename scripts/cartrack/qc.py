@@ -241,9 +241,11 @@ def qc_by_cell_type(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """
     from cartrack.design import CELL_TYPES
 
+    def flag(col: str) -> pd.Series:  # bool, or true/false as read back from a table
+        return cells[col].astype(str).str.lower().isin(["true", "1"])
+
     c = cells.assign(
-        low_quality=cells["low_quality"].astype(bool),
-        doublet=cells["doublet"].astype(bool) & ~cells["low_quality"].astype(bool),
+        low_quality=flag("low_quality"), doublet=flag("doublet") & ~flag("low_quality")
     )
     c["cell_type"] = pd.Categorical(c["qc_cell_type"].astype(str), categories=CELL_TYPES)
     g = c.groupby(["sample", "cell_type"], observed=False)
