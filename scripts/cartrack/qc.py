@@ -8,7 +8,7 @@ import pandas as pd
 import scanpy as sc
 from scipy.stats import binom, median_abs_deviation
 
-from cartrack.design import InputError
+from cartrack.design import CELL_TYPES, InputError
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +239,6 @@ def qc_by_cell_type(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     before QC (the only call removed cells get), so ``n_cells_passed`` can differ slightly
     from cell_types.tsv, which annotates the integrated cohort.
     """
-    from cartrack.design import CELL_TYPES
-
     def flag(col: str) -> pd.Series:  # bool, or true/false as read back from a table
         return cells[col].astype(str).str.lower().isin(["true", "1"])
 
