@@ -17,7 +17,7 @@ from cartrack.annotate import (
     read_markers,
     refine_b_subsets,
 )
-from cartrack.design import B_CELLS, CELL_TYPES, NAIVE_B, InputError
+from cartrack.design import B_CELLS, B_LINEAGE, CELL_TYPES, NAIVE_B, InputError
 
 CAR = ["CAR_CD19", "CAR_BCMA"]
 COMPOSITION = {
@@ -249,3 +249,25 @@ def test_cell_type_table_has_every_type_and_fractions_sum_to_one():
     assert s1.loc["T_CD4", "n_cells"] == 2 and s1.loc["T_CD4", "fraction"] == pytest.approx(2 / 3)
     assert table.groupby("sample")["fraction"].sum().loc[["S1", "S2"]].tolist() == [1.0, 1.0]
     assert table.loc[table["sample"] == "S3", "fraction"].isna().all()
+
+
+def test_real_balf_cells_with_a_tcr_are_t_cells(real, markers):
+    """Liao et al. 2020 BALF (full human transcriptome): cells with a productive TCR are T
+    cells (the TCR is independent evidence); most of the lung's macrophages are `other`."""
+    from cartrack.io import read_gex
+
+    folder = real / "scirpy" / "liao-2019-covid19"
+    a, _ = read_gex(folder / "GSM4339772_C144_filtered_feature_bc_matrix.h5", sample="C144")
+    a.obs["sample"] = "C144"
+    tcr = pd.read_csv(folder / "GSM4385993_C144_filtered_contig_annotations.csv.gz")
+    productive = tcr["productive"].astype(str).str.lower() == "true"
+    with_tcr = a.obs_names.isin("C144_" + tcr.loc[productive, "barcode"])
+    a = normalised(a)
+    sc.pp.highly_variable_genes(a, n_top_genes=2000)
+    sc.pp.pca(a, n_comps=30, random_state=0)
+    sc.pp.neighbors(a, random_state=0)
+    annotate_cell_types(a, markers)
+    called = a.obs.loc[with_tcr, "lineage"].astype(str)
+    assert with_tcr.sum() >= 100
+    assert called.isin(["T"]).mean() >= 0.9
+    assert not a.obs.loc[with_tcr, "cell_type"].isin(B_LINEAGE).any()

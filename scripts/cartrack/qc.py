@@ -239,6 +239,7 @@ def qc_by_cell_type(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     before QC (the only call removed cells get), so ``n_cells_passed`` can differ slightly
     from cell_types.tsv, which annotates the integrated cohort.
     """
+
     def flag(col: str) -> pd.Series:  # bool, or true/false as read back from a table
         return cells[col].astype(str).str.lower().isin(["true", "1"])
 
