@@ -196,7 +196,7 @@ def clone_double_positive(
     expectation (one-sided Poisson, p <= `alpha`, size factors = total counts / the cohort
     median) and its rate is at least `min_fold` x the background's. CD19's background is
     the patient's non-B-lineage cells (CD19 RNA there is ambient), BCMA's the patient's
-    naive/transitional B cells (BCMA-negative, Smulski & Eibel 2018). With a protein column
+    naive/transitional B cells (BCMA is absent on naive B cells; DOMAIN.md 3). With a protein column
     the protein decides instead: DSB-style values against the same negative cells, clone
     mean >= `min_protein_dsb` and z-test p <= `alpha`. ``double_positive``: both markers
     positive in a clone of at least `min_cells` cells; ``dp_confidence`` = 1 - the larger
