@@ -1,17 +1,44 @@
-"""Rule gex_annotate: cell types, CAR-T calls and cell_types.tsv."""
+"""Rule gex_annotate: cell types (BCR-refined), CAR-T calls, cell_types.tsv, car_t_ambient.tsv.
+
+The B-subset refinement by isotype and SHM happens here, before clones are defined: the
+per-sample BCR reads (results/bcr/read/*.h5ad) are merged and summarised per cell with the
+same functions bcr_clones uses, so both rules see the same isotype per cell.
+"""
 
 import anndata as ad
 
-from cartrack.annotate import annotate_cell_types, call_car_t, cell_type_table, read_markers
+from cartrack.annotate import (
+    annotate_cell_types,
+    call_car_t,
+    cell_type_table,
+    read_markers,
+    refine_b_subsets,
+)
+from cartrack.bcr import index_chains, merge_bcr
+from cartrack.clones import cell_annotations
 from cartrack.logs import setup_logging
 from cartrack.tables import write_tsv
 
 setup_logging(snakemake.log[0])
-params = snakemake.params.annotation
+params = dict(snakemake.params.annotation)
+car = snakemake.params.car_t
 adata = ad.read_h5ad(snakemake.input.h5ad)
+params.pop("markers")
+max_mu = params.pop("max_naive_mu_freq")
 annotate_cell_types(
-    adata, read_markers(snakemake.input.markers), cluster_majority=params["cluster_majority"]
+    adata, read_markers(snakemake.input.markers), seed=snakemake.params.seed, **params
 )
-call_car_t(adata, car_features=params["car_features"], min_umis=params["car_min_umis"])
+if snakemake.input.bcr:
+    airr = merge_bcr([ad.read_h5ad(p) for p in snakemake.input.bcr])
+    index_chains(airr, productive_only=snakemake.params.productive_only)
+    refine_b_subsets(adata, cell_annotations(airr), max_naive_mu_freq=max_mu)
+ambient = call_car_t(
+    adata,
+    car_features=car["features"],
+    alpha=car["alpha"],
+    min_umis=car["min_umis"],
+    min_reference_cells=car["min_reference_cells"],
+)
 write_tsv(cell_type_table(adata.obs, snakemake.params.sheet), snakemake.output.table)
+write_tsv(ambient, snakemake.output.car_ambient)
 adata.write_h5ad(snakemake.output.h5ad, compression="gzip")

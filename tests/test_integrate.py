@@ -37,13 +37,34 @@ def two_samples(n: int = 150, seed: int = 0, shift: float = 0.0) -> list[ad.AnnD
     return out
 
 
-def test_merge_attaches_the_sheet_and_keeps_shared_genes():
+def test_merge_attaches_the_sheet_and_keeps_every_feature(caplog):
     samples = two_samples()
-    samples[1] = samples[1][:, :150].copy()
+    samples[0] = samples[0][:, :150].copy()
     merged = merge_samples(samples, SHEET)
-    assert merged.n_obs == 300 and merged.n_vars == 150
+    assert merged.n_obs == 300 and merged.n_vars == 200
     assert merged.obs.loc["S2_c0", "timepoint"] == "M3"
     assert merged.obs["day"].dtype.kind == "i"
+    assert "sample S1 lacks 50 of the cohort's 200 features" in caplog.text
+
+
+def test_car_feature_of_post_infusion_samples_only_is_kept_with_zeros():
+    """Baseline was counted without the CAR contig; the post-infusion run has it."""
+    samples = two_samples()
+    post = samples[1]
+    car = sp.csr_matrix(np.r_[np.zeros(140), np.full(10, 4.0)].astype(np.float32)[:, None])
+    samples[1] = ad.concat(
+        [post, ad.AnnData(car, obs=post.obs[[]], var=pd.DataFrame(index=["CAR_CD19"]))],
+        axis=1,
+        merge="first",
+    )
+    samples[1].obs = post.obs.copy()
+    merged = merge_samples(samples, SHEET)
+    assert "CAR_CD19" in merged.var_names
+    col = merged[:, "CAR_CD19"].X.toarray().ravel()
+    s1 = (merged.obs["sample"] == "S1").to_numpy()
+    assert np.all(col[s1] == 0) and not np.isnan(col).any()
+    assert col[~s1].sum() == 40
+    assert sp.issparse(merged.X)
 
 
 def test_normalise_keeps_counts():

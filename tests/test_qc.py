@@ -5,8 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from blood_stress import make_blood
+from scipy.stats import binom
 
-from cartrack.qc import add_qc_metrics, flag_low_quality, mad_outlier, run_qc
+from cartrack.qc import (
+    add_qc_metrics,
+    expected_doublet_rate_from_loading,
+    flag_low_quality,
+    mad_outlier,
+    qc_by_cell_type,
+    run_qc,
+)
 
 GENES = (
     [f"MT-G{i}" for i in range(5)] + [f"RPS{i}" for i in range(5)] + ["HBB"]
@@ -65,9 +74,10 @@ def test_plasma_cells_survive_top_genes_filter_only_when_ig_excluded(exclude_ig)
 
 def test_doublets_are_called_per_sample_and_counted():
     a = sample(n=300, seed=1)
-    kept, summary = run_qc(a, expected_doublet_rate=0.05, seed=0)
+    kept, summary = run_qc(a, expected_doublet_rate=0.05, doublet_threshold="expected", seed=0)
     assert summary["n_doublets"] == int(a.obs["doublet"].sum())
     assert 5 <= summary["n_doublets"] <= 25
+    assert summary["doublet_method"] == "expected" and summary["expected_doublet_rate"] == 0.05
     assert summary["n_cells_input"] == (
         summary["n_cells_passed"] + summary["n_doublets"] + summary["n_low_quality"]
     )
@@ -86,3 +96,65 @@ def test_losing_every_cell_is_a_clear_error():
     a = sample(n=150)
     with pytest.raises(InputError, match=r"QC removed all 150 cells: median \d+ genes"):
         run_qc(a, min_genes=10_000)
+
+
+def test_expected_rate_follows_the_loading():
+    assert expected_doublet_rate_from_loading(1000) == pytest.approx(0.008)
+    assert expected_doublet_rate_from_loading(10_000) == pytest.approx(0.08)
+    a = sample(n=500)
+    _, summary = run_qc(a, seed=0)
+    assert summary["expected_doublet_rate"] == pytest.approx(0.004)
+
+
+BLOOD = {"B_naive": 300, "B_memory": 200, "plasmablast": 100, "T_CD4": 350, "T_CD8": 200,
+         "NK": 100, "monocyte": 250}  # fmt: skip
+
+
+def test_memory_b_and_plasmablast_singletons_survive_doublet_removal():
+    """1,500 cells with 1.2% heterotypic doublets (the loading's rate)."""
+    a = make_blood(BLOOD, seed=4, doublet_rate=0.012)
+    _, summary = run_qc(a, seed=0)
+    obs = a.obs[~a.obs["low_quality"]]
+    for cell_type in ("B_memory", "plasmablast"):
+        assert (~obs.loc[obs["truth"] == cell_type, "doublet"]).mean() >= 0.95, cell_type
+    assert obs.loc[obs["truth"] == "doublet", "doublet"].mean() >= 0.3  # power
+    assert summary["n_doublets"] <= binom.isf(1e-3, a.n_obs, 2 * summary["expected_doublet_rate"])
+
+
+def test_no_doublets_no_mass_removal():
+    """Null: a clean sample loses at most the loading's bound, not a fixed 6%."""
+    a = make_blood(BLOOD, seed=5)
+    _, summary = run_qc(a, seed=0)
+    rate = expected_doublet_rate_from_loading(a.n_obs)
+    assert summary["n_doublets"] <= binom.isf(1e-3, a.n_obs, 2 * rate) < 0.06 * a.n_obs
+    _, fixed = run_qc(make_blood(BLOOD, seed=5), doublet_threshold="expected", seed=0)
+    assert fixed["n_doublets"] == pytest.approx(rate * a.n_obs, abs=2)
+
+
+def test_qc_by_cell_type_counts_what_qc_removed():
+    cells = pd.DataFrame(
+        {
+            "sample": ["S1"] * 5 + ["S2"],
+            "qc_cell_type": ["B_memory", "B_memory", "T_CD4", "other", "plasmablast", "NK"],
+            "low_quality": [False, True, False, True, False, False],
+            "doublet": [True, False, False, True, False, False],
+        }
+    )
+    sheet = pd.DataFrame(
+        {"patient": ["P", "P"], "day": [0, 14], "tissue": ["PB", "PB"]},
+        index=pd.Index(["S1", "S2"], name="sample"),
+    )
+    t = qc_by_cell_type(cells, sheet).set_index(["sample", "cell_type"])
+    mem = t.loc[("S1", "B_memory")]
+    assert (mem["n_cells_input"], mem["n_low_quality"], mem["n_doublets"]) == (2, 1, 1)
+    assert mem["n_cells_passed"] == 0 and mem["fraction_removed"] == 1
+    assert t.loc[("S1", "other"), "n_doublets"] == 0  # low quality first, counted once
+    assert t.loc[("S2", "NK"), "n_cells_passed"] == 1
+    assert np.isnan(t.loc[("S2", "T_CD4"), "fraction_removed"])
+    assert len(t) == 2 * 12
+    as_read = cells.assign(  # flags as a TSV round trip may leave them
+        low_quality=cells["low_quality"].map({True: "true", False: "false"}),
+        doublet=cells["doublet"].map({True: "True", False: "False"}),
+    )
+    again = qc_by_cell_type(as_read, sheet).set_index(["sample", "cell_type"])
+    pd.testing.assert_frame_equal(again, t)

@@ -1,100 +1,444 @@
-"""Cell types from a marker table, CAR-T calls, and the cell-type composition table."""
+"""Cell types from a hierarchical marker table, BCR refinement, CAR-T calls, composition table.
+
+Method (issue 13): scanpy's ``score_genes`` (Seurat's AddModuleScore: mean log expression
+of a gene set minus that of expression-matched control genes) scores every marker set
+within each sample, so the control genes and hence the scale come from that sample's own
+depth and ambient RNA; nothing is z-scored across the cohort. Lineages are called first
+(the best lineage score, with a confidence = its margin over the runner-up relative to
+its value); subsets are then compared only within the lineage's cells; proliferation is a
+separate axis (``obs["proliferating"]``) that refines plasma-lineage cells only.
+"""
 
 import logging
+from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scanpy as sc
 import scipy.sparse as sp
+from scipy.stats import poisson
 
-from cartrack.design import CELL_TYPES, T_CELLS
+from cartrack.design import B_CELLS, CELL_TYPES, NAIVE_B, T_CELLS, InputError
 
 log = logging.getLogger(__name__)
 
+# Lineage groups of the marker table and the cell types each can become; any other
+# lineage group (platelet, erythroid, progenitor, ...) is a confident `other`.
+LINEAGE_TYPES = {
+    "B": B_CELLS,
+    "plasma": ("plasmablast", "plasma_cell"),
+    "T": T_CELLS,
+    "NK": ("NK",),
+    "monocyte": ("monocyte",),
+    "cDC": ("DC",),
+    "pDC": ("DC",),
+}
+UNASSIGNED = "unassigned"
+T_NK_LINEAGES = ("T", "NK")
+LEVELS = ("lineage", "subset", "state")
+
 
 def read_markers(path: str) -> pd.DataFrame:
-    """Marker table: columns cell_type, gene, direction (up/down), source."""
+    """Marker table: columns level (lineage/subset/state), group, gene, direction, source."""
     markers = pd.read_csv(path, sep="\t", comment="#")
-    unknown = set(markers["cell_type"]) - set(CELL_TYPES)
+    need = {"level", "group", "gene", "direction", "source"}
+    if not need <= set(markers.columns):
+        raise InputError(
+            f"marker table {path}: columns {sorted(need - set(markers.columns))} missing"
+        )
+    bad_level = set(markers["level"]) - set(LEVELS)
+    if bad_level:
+        raise InputError(
+            f"marker table {path}: column 'level' must be one of {LEVELS}, got {bad_level}"
+        )
+    subsets = set(markers.loc[markers["level"] == "subset", "group"])
+    unknown = subsets - set(CELL_TYPES)
     if unknown:
-        raise ValueError(f"marker table {path}: cell_type values outside the vocabulary: {unknown}")
+        raise InputError(
+            f"marker table {path}: column 'group' of subset rows outside the vocabulary: {unknown}"
+        )
     bad = set(markers["direction"]) - {"up", "down"}
     if bad:
-        raise ValueError(f"marker table {path}: column 'direction' must be up/down, got {bad}")
+        raise InputError(f"marker table {path}: column 'direction' must be up/down, got {bad}")
+    if markers["source"].isna().any():
+        genes = markers.loc[markers["source"].isna(), "gene"].tolist()
+        raise InputError(f"marker table {path}: column 'source' empty for {genes}")
     return markers
 
 
-def marker_scores(adata: ad.AnnData, markers: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and cell type: mean z-score of its up markers minus that of its down markers.
+def _lookup(var_names: pd.Index) -> dict[str, str]:
+    """Upper-case symbol -> var name (first occurrence), for case-insensitive matching."""
+    out: dict[str, str] = {}
+    for name in var_names:
+        out.setdefault(name.upper(), name)
+    return out
 
-    Uses the log-normalised X; only the marker columns are densified. Gene symbols are
-    matched case-insensitively (mouse data carry `Cd19` where human data carry `CD19`).
+
+def score_marker_sets(
+    adata: ad.AnnData,
+    markers: pd.DataFrame,
+    *,
+    batch_key: str = "sample",
+    ctrl_size: int = 50,
+    n_bins: int = 25,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Score of every (level, group) marker set per cell, computed within each batch.
+
+    Columns ``<level>:<group>``: ``score_genes`` of the up genes minus the positive part of
+    ``score_genes`` of the down genes (log-normalised X). A set with no gene in the data
+    scores NaN (logged).
     """
-    upper = pd.Series(np.arange(adata.n_vars), index=adata.var_names.str.upper())
-    upper = upper[~upper.index.duplicated()]
-    genes = [g for g in markers["gene"].str.upper().unique() if g in upper.index]
-    x = adata.X[:, upper[genes].to_numpy()]
-    x = x.toarray() if sp.issparse(x) else np.asarray(x)
-    sd = x.std(axis=0)
-    z = pd.DataFrame((x - x.mean(axis=0)) / np.where(sd > 0, sd, 1), columns=genes)
-    z = z.clip(upper=10)
-    scores = {}
-    for cell_type in CELL_TYPES:
-        m = markers[markers["cell_type"] == cell_type]
-        up = [g for g in m.loc[m["direction"] == "up", "gene"].str.upper() if g in z]
-        down = [g for g in m.loc[m["direction"] == "down", "gene"].str.upper() if g in z]
-        if not up:
-            scores[cell_type] = np.full(adata.n_obs, -np.inf)
-            continue
-        s = z[up].mean(axis=1).to_numpy()
-        if down:
-            s = s - 0.5 * z[down].clip(lower=0).mean(axis=1).to_numpy()
-        scores[cell_type] = s
-    missing = markers.loc[~markers["gene"].str.upper().isin(upper.index), "gene"].unique()
-    if len(missing):
+    names = _lookup(adata.var_names)
+    sets: dict[str, tuple[list[str], list[str]]] = {}
+    for (level, group), rows in markers.groupby(["level", "group"], sort=False):
+        genes = {
+            d: [
+                names[g] for g in rows.loc[rows["direction"] == d, "gene"].str.upper() if g in names
+            ]
+            for d in ("up", "down")
+        }
+        sets[f"{level}:{group}"] = (
+            list(dict.fromkeys(genes["up"])),
+            list(dict.fromkeys(genes["down"])),
+        )
+    missing = sorted(set(markers["gene"].str.upper()) - set(names))
+    if missing:
         log.warning("%d marker genes absent from the data: %s", len(missing), ", ".join(missing))
-    return pd.DataFrame(scores, index=adata.obs_names)
+    batches = (
+        adata.obs[batch_key].astype(str)
+        if batch_key in adata.obs
+        else pd.Series("all", index=adata.obs_names)
+    )
+    scores = pd.DataFrame(np.nan, index=adata.obs_names, columns=list(sets))
+    for _, idx in batches.groupby(batches.to_numpy()).groups.items():
+        sub = ad.AnnData(adata[idx].X, var=pd.DataFrame(index=adata.var_names))
+        for col, (up, down) in sets.items():
+            if not up:
+                continue
+            s = _score(sub, up, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed)
+            if down:  # absent down markers are no evidence: only expression above control counts
+                s = s - np.maximum(
+                    _score(sub, down, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed), 0
+                )
+            scores.loc[idx, col] = s
+    for col, (up, _) in sets.items():
+        if not up:
+            log.warning("marker set %s has no gene in the data: never called", col)
+    return scores
+
+
+def _score(
+    sub: ad.AnnData, genes: list[str], *, ctrl_size: int, n_bins: int, seed: int
+) -> np.ndarray:
+    out = sc.tl.score_genes(
+        sub,
+        genes,
+        ctrl_size=min(ctrl_size, max(1, sub.n_vars - len(genes))),
+        n_bins=n_bins,
+        random_state=seed,
+        copy=True,
+        use_raw=False,
+    )
+    return out.obs["score"].to_numpy(dtype=float)
+
+
+def smooth_over_neighbors(scores: pd.DataFrame, connectivities, weight: float) -> pd.DataFrame:
+    """(1 - weight) x own score + weight x the connectivity-weighted mean of the neighbours'.
+
+    Cells without neighbours keep their own score. NaN scores (a set absent from a batch)
+    stay NaN.
+    """
+    w = sp.csr_matrix(connectivities, dtype=float)
+    deg = np.asarray(w.sum(axis=1)).ravel()
+    values = scores.to_numpy(dtype=float)
+    filled = np.nan_to_num(values)
+    mean = np.asarray(w @ filled) / np.where(deg > 0, deg, 1)[:, None]
+    out = np.where(deg[:, None] > 0, (1 - weight) * filled + weight * mean, filled)
+    return pd.DataFrame(
+        np.where(np.isnan(values), np.nan, out), index=scores.index, columns=scores.columns
+    )
+
+
+def _best(
+    scores: pd.DataFrame, family: dict[str, str] | None = None
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Best column per row, its score and its confidence (relative margin over the next).
+
+    The runner-up is the best column of another `family` (columns that lead to the same cell
+    type, such as cDC and pDC, do not compete).
+    """
+    values = scores.to_numpy(dtype=float)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    order = np.argsort(-filled, axis=1)
+    rows = np.arange(len(values))
+    top = filled[rows, order[:, 0]]
+    fam = np.array([(family or {}).get(c, c) for c in scores.columns])
+    rival = np.where(fam[None, :] == fam[order[:, 0]][:, None], -np.inf, filled)
+    second = np.maximum(rival.max(axis=1), 0)  # a negative runner-up is no evidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.where(top > 0, (top - second) / top, 0.0)
+    best = pd.Series(np.asarray(scores.columns)[order[:, 0]], index=scores.index)
+    return (
+        best,
+        pd.Series(top, index=scores.index),
+        pd.Series(np.clip(confidence, 0, 1), index=scores.index),
+    )
 
 
 def annotate_cell_types(
     adata: ad.AnnData,
     markers: pd.DataFrame,
     *,
-    cluster_key: str = "leiden",
-    cluster_majority: float = 0.8,
+    batch_key: str = "sample",
+    min_lineage_score: float = 0.1,
+    min_confidence: float = 0.3,
+    min_subset_score: float = 0.05,
+    min_proliferation_score: float = 0.1,
+    default_subsets: Mapping[str, str] | None = None,
+    contaminant_lineages: Sequence[str] = ("platelet", "erythroid"),
+    neighbor_weight: float = 0.5,
+    ctrl_size: int = 50,
+    n_bins: int = 25,
+    seed: int = 0,
 ) -> None:
-    """Set `obs["cell_type"]` (contract vocabulary) from marker scores.
+    """Set obs ``lineage``, ``cell_type``, ``cell_type_confidence``, ``subset_confidence``,
+    ``proliferation_score`` and ``proliferating``; scores go to ``obsm["marker_scores"]``.
 
-    Each cell takes its best-scoring type; within a cluster where one type already holds at
-    least `cluster_majority` of the cells, every cell takes that type (smooths noise in
-    sparse per-cell calls without merging real minorities into big clusters).
+    A cell whose best lineage scores below `min_lineage_score` or whose confidence is below
+    `min_confidence` is lineage ``unassigned`` and cell type ``other``. Within a lineage the
+    best subset wins if it scores at least `min_subset_score`; otherwise the lineage's
+    `default_subsets` entry (the subset that needs no positive evidence: naive B cells lack
+    the memory, transitional and atypical markers). Plasma-lineage cells that proliferate
+    are plasmablasts (Ki-67+, Mei et al. 2015); proliferation never changes a lineage.
+    `contaminant_lineages` (platelet and red-cell RNA: ambient haemoglobin, platelets stuck
+    to monocytes and T cells) neither compete with nor lower the confidence of the immune
+    lineages; they are called only for cells without any immune lineage score. With a kNN
+    graph (``obsp["connectivities"]``) every score is first mixed with its neighbours' mean
+    (:func:`smooth_over_neighbors`, `neighbor_weight`), which denoises dropout.
     """
-    scores = marker_scores(adata, markers)
-    label = scores.idxmax(axis=1)
-    if cluster_key in adata.obs:
-        for _, idx in label.groupby(adata.obs[cluster_key].to_numpy()).groups.items():
-            share = label[idx].value_counts(normalize=True)
-            if share.iloc[0] >= cluster_majority:
-                label[idx] = share.index[0]
-    adata.obs["cell_type"] = pd.Categorical(label.to_numpy(), categories=CELL_TYPES)
+    defaults = {"B": "B_naive", "plasma": "plasmablast", "T": "T_CD4", **(default_subsets or {})}
+    for name, subset in defaults.items():
+        if subset not in LINEAGE_TYPES.get(name, ()):
+            raise InputError(
+                f"config annotation.default_subsets: {name}: {subset!r} is not a subset of "
+                f"lineage {name} (one of {LINEAGE_TYPES.get(name, ())})"
+            )
+    scores = score_marker_sets(
+        adata, markers, batch_key=batch_key, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed
+    )
+    if neighbor_weight > 0 and "connectivities" in adata.obsp:
+        scores = smooth_over_neighbors(scores, adata.obsp["connectivities"], neighbor_weight)
+    lineage_cols = [c for c in scores.columns if c.startswith("lineage:")]
+    if not lineage_cols:
+        raise InputError("marker table has no lineage rows")
+    contaminant = [f"lineage:{g}" for g in contaminant_lineages]
+    cells_cols = [c for c in lineage_cols if c not in contaminant]
+    family = {
+        c: "/".join(LINEAGE_TYPES.get(c.removeprefix("lineage:"), ("other",))) for c in cells_cols
+    }
+    best, top, confidence = _best(scores[cells_cols], family)
+    lineage = best.str.removeprefix("lineage:")
+    low = (top < min_lineage_score) | (confidence < min_confidence)
+    lineage[low] = UNASSIGNED
+    extra = [c for c in contaminant if c in scores.columns]
+    if extra:  # platelets / red cells: only where no cell lineage is called
+        c_best, c_top, c_conf = _best(scores[extra])
+        won = low & (c_top >= min_lineage_score) & (top < min_lineage_score)
+        lineage[won] = c_best[won].str.removeprefix("lineage:")
+        confidence[won] = c_conf[won]
+        low &= ~won
+    label = pd.Series("other", index=adata.obs_names, dtype=object)
+    subset_conf = pd.Series(np.nan, index=adata.obs_names)
+    prolif = scores.get("state:proliferation", pd.Series(np.nan, index=adata.obs_names))
+    proliferating = prolif.fillna(-np.inf) >= min_proliferation_score
+    for name, types in LINEAGE_TYPES.items():
+        cells = lineage.index[lineage == name]
+        if not len(cells):
+            continue
+        if len(types) == 1:
+            label[cells] = types[0]
+            continue
+        cols = [f"subset:{t}" for t in types if f"subset:{t}" in scores.columns]
+        if not cols:
+            label[cells] = defaults[name]
+            continue
+        sub_best, sub_top, sub_conf = _best(scores.loc[cells, cols])
+        chosen = sub_best.str.removeprefix("subset:").where(
+            sub_top >= min_subset_score, defaults[name]
+        )
+        if name == "plasma":
+            chosen[proliferating[cells].to_numpy()] = "plasmablast"
+        label[cells] = chosen
+        subset_conf[cells] = sub_conf.where(sub_top >= min_subset_score, 0.0)
+    obs = adata.obs
+    obs["lineage"] = pd.Categorical(lineage.to_numpy())
+    obs["cell_type"] = pd.Categorical(label.to_numpy(), categories=CELL_TYPES)
+    obs["cell_type_confidence"] = confidence.to_numpy()
+    obs["subset_confidence"] = subset_conf.to_numpy()
+    obs["proliferation_score"] = prolif.to_numpy()
+    obs["proliferating"] = proliferating.to_numpy()
     adata.obsm["marker_scores"] = scores.to_numpy()
-    adata.uns["marker_score_types"] = list(scores.columns)
+    adata.uns["marker_score_sets"] = list(scores.columns)
+    counts = obs["cell_type"].value_counts()
+    log.info(
+        "cell types: %s; %d cells unassigned (low confidence)",
+        ", ".join(f"{k} {v}" for k, v in counts.items() if v),
+        int(low.sum()),
+    )
 
 
-def call_car_t(adata: ad.AnnData, *, car_features: list[str], min_umis: int = 1) -> None:
-    """Set `obs["car_t"]`: T cells with at least `min_umis` UMIs of the CAR transgenes.
+def refine_b_subsets(
+    adata: ad.AnnData,
+    bcr: pd.DataFrame,
+    *,
+    max_naive_mu_freq: float = 0.02,
+) -> pd.Series:
+    """Let a B cell's BCR refine its subset; return the reason per cell (obs ``b_subset_source``).
 
-    CAR transcripts in a non-T cell are ambient RNA or doublets, so only T cells count.
-    Without any CAR feature in the data, car_t is false everywhere and a warning is logged.
+    `bcr` is indexed by cell name with ``isotype`` (IGHM, IGHG1, ...) and, when available,
+    ``mu_freq`` (SHazaM's ``observedMutations`` frequency; else ``shm`` = 1 - v_identity).
+    Switched (IgG/IgA/IgE) or mutated (above `max_naive_mu_freq`) naive/transitional calls
+    become ``B_memory``; unswitched and unmutated memory/atypical calls become the better
+    scoring of naive/transitional. Unswitched cells without a mutation frequency keep the
+    expression call (IgM memory cannot be told from naive without SHM).
     """
+    cells = adata.obs_names.intersection(bcr.index[bcr["isotype"].notna()])
+    obs = adata.obs
+    source = pd.Series("expression", index=adata.obs_names, dtype=object)
+    label = obs["cell_type"].astype(str).copy()
+    in_b = label[cells].isin(B_CELLS)
+    cells = cells[in_b.to_numpy()]
+    if not len(cells):
+        obs["b_subset_source"] = pd.Categorical(source.to_numpy())
+        log.info("BCR refinement: no B cell with an isotype")
+        return source
+    mu_col = "mu_freq" if "mu_freq" in bcr.columns else "shm" if "shm" in bcr.columns else None
+    # IgM / IGHM / IgG2b / IGHG2B -> M, M, G2B, G2B
+    iso = (
+        bcr.loc[cells, "isotype"].astype("string").str.upper().str.replace(r"^IGH?", "", regex=True)
+    )
+    mu = (
+        pd.to_numeric(bcr.loc[cells, mu_col], errors="coerce")
+        if mu_col
+        else pd.Series(np.nan, index=cells)
+    )
+    switched = iso.str.startswith(("G", "A", "E")).fillna(False).to_numpy(dtype=bool)
+    unswitched = iso.str.startswith(("M", "D")).fillna(False).to_numpy(dtype=bool)
+    mutated = (mu > max_naive_mu_freq).to_numpy()
+    unmutated = (mu <= max_naive_mu_freq).to_numpy()
+    current = label[cells].to_numpy()
+    to_memory = (switched | mutated) & np.isin(current, NAIVE_B)
+    to_naive = unswitched & unmutated & ~np.isin(current, NAIVE_B)
+    scores = pd.DataFrame(
+        adata.obsm["marker_scores"], index=adata.obs_names, columns=adata.uns["marker_score_sets"]
+    )
+    naive_cols = [f"subset:{t}" for t in NAIVE_B if f"subset:{t}" in scores]
+    naive_pick = (
+        scores.loc[cells, naive_cols]
+        .fillna(-np.inf)
+        .idxmax(axis=1)
+        .str.removeprefix("subset:")
+        .to_numpy()
+        if naive_cols
+        else np.full(len(cells), NAIVE_B[0])
+    )
+    new = np.where(to_memory, "B_memory", np.where(to_naive, naive_pick, current))
+    label[cells] = new
+    source[cells] = np.where(to_memory | to_naive, "bcr", "expression+bcr_agrees")
+    obs["cell_type"] = pd.Categorical(label.to_numpy(), categories=CELL_TYPES)
+    obs["b_subset_source"] = pd.Categorical(source.to_numpy())
+    log.info(
+        "BCR refinement (%s): %d B cells with an isotype; %d made memory, %d naive/transitional",
+        mu_col or "isotype only",
+        len(cells),
+        int(to_memory.sum()),
+        int(to_naive.sum()),
+    )
+    return source
+
+
+def _counts(adata: ad.AnnData):
+    return adata.layers["counts"] if "counts" in adata.layers else adata.X
+
+
+def call_car_t(
+    adata: ad.AnnData,
+    *,
+    car_features: list[str],
+    alpha: float = 0.001,
+    min_umis: int = 1,
+    min_reference_cells: int = 50,
+    sample_key: str = "sample",
+) -> pd.DataFrame:
+    """Set ``obs["car_t"]``: CAR UMIs above the sample's ambient level in a T/NK or unassigned cell.
+
+    Ambient CAR RNA per sample is estimated from the confidently non-T/NK cells (B lineage,
+    myeloid, DC, ...): their CAR UMIs per total UMIs. A cell is CAR-positive when its CAR
+    UMIs are at least `min_umis` and their Poisson upper tail under the ambient expectation
+    (rate x the cell's total UMIs) is at most `alpha`. A sample with fewer than
+    `min_reference_cells` reference cells uses the cohort's pooled rate. Returns the
+    per-sample table (ambient estimate and the UMI threshold at the sample's median depth).
+    """
+    obs = adata.obs
     present = [f for f in car_features if f in adata.var_names]
+    obs["car_t"] = False
+    samples = (
+        obs[sample_key].astype(str) if sample_key in obs else pd.Series("all", index=obs.index)
+    )
     if not present:
         log.warning("no CAR features %s in the data: car_t is false for every cell", car_features)
-        adata.obs["car_t"] = False
-        return
-    counts = adata.layers["counts"] if "counts" in adata.layers else adata.X
-    umis = np.asarray(counts[:, adata.var_names.get_indexer(present)].sum(axis=1)).ravel()
-    adata.obs["car_t"] = (umis >= min_umis) & adata.obs["cell_type"].isin(T_CELLS).to_numpy()
+        obs["car_umis"] = 0
+        return pd.DataFrame(columns=_AMBIENT_COLUMNS)
+    counts = _counts(adata)
+    car = np.asarray(counts[:, adata.var_names.get_indexer(present)].sum(axis=1)).ravel()
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    lineage = obs["lineage"].astype(str).to_numpy()
+    eligible = np.isin(lineage, (*T_NK_LINEAGES, UNASSIGNED))
+    reference = ~eligible
+    pooled = car[reference].sum() / max(total[reference].sum(), 1)
+    rows = []
+    positive = np.zeros(adata.n_obs, dtype=bool)
+    for name, idx in samples.groupby(samples.to_numpy()).indices.items():
+        ref = idx[reference[idx]]
+        own = len(ref) >= min_reference_cells
+        rate = car[ref].sum() / max(total[ref].sum(), 1) if own else pooled
+        if not own:
+            log.warning(
+                "sample %s: %d reference (non-T/NK) cells < %d: cohort ambient CAR rate used",
+                name, len(ref), min_reference_cells,
+            )  # fmt: skip
+        expected = rate * total[idx]
+        p = poisson.sf(car[idx] - 1, expected)
+        positive[idx] = (car[idx] >= min_umis) & (p <= alpha)
+        median = float(np.median(total[idx]))
+        k = max(min_umis, int(poisson.isf(alpha, rate * median)) + 1) if rate > 0 else min_umis
+        rows.append(
+            {
+                "sample": name,
+                "n_cells": len(idx),
+                "n_reference_cells": len(ref),
+                "ambient_source": "sample" if own else "cohort",
+                "ambient_car_umis_per_10k": rate * 1e4,
+                "median_total_umis": median,
+                "car_umi_threshold": k,
+                "n_car_positive": int(positive[idx].sum()),
+                "n_car_t": int((positive[idx] & eligible[idx]).sum()),
+            }
+        )
+    obs["car_umis"] = car
+    obs["car_t"] = positive & eligible
+    table = pd.DataFrame(rows, columns=_AMBIENT_COLUMNS)
+    log.info("CAR-T: %d cells; %d CAR+ cells outside T/NK (ambient or doublets) not counted",
+             int(obs["car_t"].sum()), int((positive & ~eligible).sum()))  # fmt: skip
+    return table
+
+
+_AMBIENT_COLUMNS = [
+    "sample", "n_cells", "n_reference_cells", "ambient_source", "ambient_car_umis_per_10k",
+    "median_total_umis", "car_umi_threshold", "n_car_positive", "n_car_t",
+]  # fmt: skip
 
 
 def cell_type_table(obs: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:

@@ -12,13 +12,26 @@ log = logging.getLogger(__name__)
 
 
 def merge_samples(samples: list[ad.AnnData], sheet: pd.DataFrame) -> ad.AnnData:
-    """Concatenate QC-passed samples (genes shared by all) and attach the sheet's columns.
+    """Concatenate QC-passed samples (union of features) and attach the sheet's columns.
 
-    `sheet` is indexed by sample; its columns (patient, day, tissue, timepoint, batch, ...)
-    are copied onto every cell of that sample.
+    A feature missing from a sample's matrix (a CAR transgene added to the reference of the
+    post-infusion runs only, a different Cell Ranger reference) is kept with zero counts in
+    that sample's cells, and the log names the samples and features concerned. `sheet` is
+    indexed by sample; its columns (patient, day, tissue, timepoint, batch, ...) are copied
+    onto every cell of that sample.
     """
     prot = [a.obsm.pop("prot_counts", None) for a in samples]
-    adata = ad.concat(samples, join="inner", merge="same")
+    union = pd.Index(sorted(set().union(*(a.var_names for a in samples))))
+    for a in samples:
+        missing = union.difference(a.var_names)
+        if len(missing):
+            name = ", ".join(sorted(a.obs["sample"].astype(str).unique()))
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            log.warning(
+                "sample %s lacks %d of the cohort's %d features (kept as zero counts): %s",
+                name, len(missing), len(union), shown,
+            )  # fmt: skip
+    adata = ad.concat(samples, join="outer", merge="same", fill_value=0)
     adata.obs_names_make_unique()
     for col in ["patient", "day", "tissue", "timepoint", "batch"]:
         adata.obs[col] = adata.obs["sample"].map(sheet[col]).to_numpy()

@@ -6,9 +6,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from scipy.stats import median_abs_deviation
+from scipy.stats import binom, median_abs_deviation
 
-from cartrack.design import InputError
+from cartrack.design import CELL_TYPES, InputError
 
 log = logging.getLogger(__name__)
 
@@ -88,53 +88,84 @@ def flag_low_quality(
     }
 
 
+def expected_doublet_rate_from_loading(n_cells: int, *, rate_per_1000: float = 0.008) -> float:
+    """10x's multiplet rate for a capture: about 0.8 % per 1,000 cells recovered."""
+    return rate_per_1000 * n_cells / 1000
+
+
 def flag_doublets(
     adata: ad.AnnData,
     *,
-    expected_doublet_rate: float = 0.06,
-    threshold: str | float = "expected",
+    doublet_rate_per_1000: float = 0.008,
+    expected_doublet_rate: float | None = None,
+    threshold: str | float = "auto",
+    max_rate_factor: float = 2.0,
     n_pcs: int = 15,
     min_cells: int = 100,
     seed: int = 0,
-) -> None:
+) -> dict[str, float]:
     """Set `obs["doublet"]` and `obs["doublet_score"]` with scrublet on this sample alone.
 
-    `threshold`: "expected" calls the `expected_doublet_rate` share of cells with the highest
-    scores (how scDblFinder thresholds; scrublet's automatic threshold is unstable on
-    samples of a few hundred cells), "auto" keeps scrublet's own, a number is a fixed score.
-    Low-quality cells are left out of the doublet model. Samples with fewer than
-    `min_cells` good cells are not scored.
+    The expected rate comes from the sample's loading: `doublet_rate_per_1000` x cells
+    recovered / 1,000 (all barcodes of the filtered matrix), unless `expected_doublet_rate`
+    fixes it. `threshold`: ``auto`` takes scrublet's own threshold (the minimum between the
+    two modes of the simulated doublets' scores, ``skimage.filters.threshold_minimum``; see
+    ``scanpy.pp.scrublet``) but never calls more cells than a Binomial(n, `max_rate_factor` x
+    expected rate) makes plausible (its 99.9 % quantile; the threshold is raised to that
+    many top scores instead) and falls back to the expected-rate quantile when scrublet finds no
+    threshold; ``expected`` calls the expected-rate share of top scores; a number is a fixed
+    score. Low-quality cells are left out. Samples with fewer than `min_cells` good cells
+    are not scored. Returns the rate, threshold and method used.
     """
     adata.obs["doublet"] = False
     adata.obs["doublet_score"] = np.nan
+    rate = (
+        expected_doublet_rate
+        if expected_doublet_rate is not None
+        else expected_doublet_rate_from_loading(adata.n_obs, rate_per_1000=doublet_rate_per_1000)
+    )
+    info = {"expected_doublet_rate": rate, "doublet_threshold": np.nan, "doublet_method": "skipped"}
     good = ~adata.obs["low_quality"].to_numpy()
     if good.sum() < min_cells:
         log.warning(
             "%d good cells (< %d): doublet detection skipped for this sample", good.sum(), min_cells
         )
-        return
+        return info
     sub = adata[good].copy()
     sc.pp.scrublet(
         sub,
-        expected_doublet_rate=expected_doublet_rate,
+        expected_doublet_rate=max(rate, 1e-3),
         log_transform=True,
         n_prin_comps=min(n_pcs, sub.n_obs - 1),
+        threshold=None if threshold == "auto" else 1.0,
         random_state=seed,
         verbose=False,
     )
     scores = sub.obs["doublet_score"].to_numpy()
-    if threshold == "expected":
-        cut = np.quantile(scores, 1 - expected_doublet_rate)
-    elif threshold == "auto":
-        cut = sub.uns["scrublet"]["threshold"]
+    max_calls = int(binom.isf(1e-3, len(scores), min(max_rate_factor * rate, 1)))
+    if threshold == "auto":
+        auto = sub.uns["scrublet"].get("threshold")
+        if auto is None or not np.isfinite(auto):
+            cut, method = float(np.quantile(scores, 1 - rate)), "expected (scrublet found none)"
+        elif (scores > auto).sum() > max_calls:
+            cut = float(np.sort(scores)[::-1][max_calls]) if max_calls < len(scores) else -np.inf
+            method = f"auto capped at {max_calls} calls"
+        else:
+            cut, method = float(auto), "auto"
+    elif threshold == "expected":
+        cut, method = float(np.quantile(scores, 1 - rate)), "expected"
     else:
-        cut = float(threshold)
-    log.info("doublet score threshold %.3f (%s)", cut, threshold)
+        cut, method = float(threshold), "fixed"
+    log.info(
+        "doublets: expected rate %.4f (%d cells recovered), threshold %.3f (%s), %d called",
+        rate, adata.n_obs, cut, method, int((scores > cut).sum()),
+    )  # fmt: skip
     adata.obs.loc[sub.obs_names, "doublet"] = scores > cut
     adata.obs.loc[sub.obs_names, "doublet_score"] = scores
+    return {"expected_doublet_rate": rate, "doublet_threshold": cut, "doublet_method": method}
 
 
-def qc_summary(adata: ad.AnnData, thresholds: dict[str, float]) -> dict:
+def qc_summary(adata: ad.AnnData, thresholds: dict) -> dict:
     """One row of qc.tsv: cell counts before and after QC, and the thresholds used."""
     lq = adata.obs["low_quality"].to_numpy()
     dbl = adata.obs["doublet"].to_numpy() & ~lq
@@ -155,8 +186,10 @@ def run_qc(
     max_pct_mito: float = 8,
     min_genes: int = 100,
     exclude_ig_from_top_genes: bool = True,
-    expected_doublet_rate: float = 0.06,
-    doublet_threshold: str | float = "expected",
+    doublet_rate_per_1000: float = 0.008,
+    expected_doublet_rate: float | None = None,
+    doublet_threshold: str | float = "auto",
+    max_doublet_rate_factor: float = 2.0,
     doublet_n_pcs: int = 15,
     min_cells_for_doublets: int = 100,
     seed: int = 0,
@@ -167,10 +200,12 @@ def run_qc(
     thresholds = flag_low_quality(
         adata, nmads=nmads, nmads_mito=nmads_mito, max_pct_mito=max_pct_mito, min_genes=min_genes
     )
-    flag_doublets(
+    thresholds |= flag_doublets(
         adata,
+        doublet_rate_per_1000=doublet_rate_per_1000,
         expected_doublet_rate=expected_doublet_rate,
         threshold=doublet_threshold,
+        max_rate_factor=max_doublet_rate_factor,
         n_pcs=doublet_n_pcs,
         min_cells=min_cells_for_doublets,
         seed=seed,
@@ -194,3 +229,39 @@ def run_qc(
         keep.sum(),
     )
     return adata[keep].copy(), summary
+
+
+def qc_by_cell_type(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
+    """qc_by_cell_type.tsv: per sample x cell type, cells in, removed as low quality or doublet.
+
+    `cells` is the per-cell QC table of every sample (``sample``, ``qc_cell_type``,
+    ``low_quality``, ``doublet``); ``qc_cell_type`` is the annotation of the sample alone
+    before QC (the only call removed cells get), so ``n_cells_passed`` can differ slightly
+    from cell_types.tsv, which annotates the integrated cohort.
+    """
+
+    def flag(col: str) -> pd.Series:  # bool, or true/false as read back from a table
+        return cells[col].astype(str).str.lower().isin(["true", "1"])
+
+    c = cells.assign(
+        low_quality=flag("low_quality"), doublet=flag("doublet") & ~flag("low_quality")
+    )
+    c["cell_type"] = pd.Categorical(c["qc_cell_type"].astype(str), categories=CELL_TYPES)
+    g = c.groupby(["sample", "cell_type"], observed=False)
+    out = pd.DataFrame(
+        {
+            "n_cells_input": g.size(),
+            "n_low_quality": g["low_quality"].sum(),
+            "n_doublets": g["doublet"].sum(),
+        }
+    ).reset_index()
+    out["n_cells_passed"] = out["n_cells_input"] - out["n_low_quality"] - out["n_doublets"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["fraction_removed"] = np.where(
+            out["n_cells_input"] > 0,
+            1 - out["n_cells_passed"] / out["n_cells_input"].where(out["n_cells_input"] > 0, 1),
+            np.nan,
+        )
+    out = out.join(sheet[["patient", "day", "tissue"]], on="sample")
+    first = ["sample", "patient", "day", "tissue", "cell_type"]
+    return out[first + [c for c in out.columns if c not in first]]

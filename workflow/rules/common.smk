@@ -86,6 +86,8 @@ def all_outputs():
         "signatures",
         "signature_changes",
         "gsea",
+        "qc_by_cell_type",
+        "car_t_ambient",
     ]
     return [f"results/tables/{t}.tsv" for t in tables] + [
         "results/cohort.h5mu",

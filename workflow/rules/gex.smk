@@ -2,6 +2,7 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
+        markers=resource(config["annotation"]["markers"]),
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
@@ -16,9 +17,35 @@ rule gex_qc:
         runtime=runtime(15),
     params:
         qc=config["qc"],
+        annotation=config["annotation"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
+
+
+rule gex_qc_by_cell_type:
+    """How many cells of each type QC and doublet removal took, per sample."""
+    input:
+        cells=expand("results/gex/qc/{sample}.cells.tsv", sample=SAMPLES),
+    output:
+        table=report(
+            "results/tables/qc_by_cell_type.tsv",
+            caption="../report/table_qc_by_cell_type.rst",
+            category="1. Quality control",
+        ),
+    log:
+        "logs/gex_qc_by_cell_type.log",
+    conda:
+        "../../envs/gex.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 2),
+        runtime=runtime(5),
+    params:
+        sheet=SHEET,
+        samples=SAMPLES,
+    script:
+        "../../scripts/gex_qc_by_cell_type.py"
 
 
 rule gex_qc_table:
@@ -68,15 +95,21 @@ rule gex_integrate:
 
 
 rule gex_annotate:
-    """Cell types from the marker table, CAR-T calls, cell-type composition per sample."""
+    """Hierarchical cell types (BCR-refined B subsets), CAR-T calls, composition per sample."""
     input:
         h5ad="results/gex/integrated.h5ad",
         markers=resource(config["annotation"]["markers"]),
+        bcr=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
     output:
         h5ad="results/gex/annotated.h5ad",
         table=report(
             "results/tables/cell_types.tsv",
             caption="../report/table_cell_types.rst",
+            category="2. Cell types",
+        ),
+        car_ambient=report(
+            "results/tables/car_t_ambient.tsv",
+            caption="../report/table_car_t_ambient.rst",
             category="2. Cell types",
         ),
     log:
@@ -90,5 +123,8 @@ rule gex_annotate:
     params:
         sheet=SHEET,
         annotation=config["annotation"],
+        car_t=config["car_t"],
+        productive_only=config["bcr"]["productive_only"],
+        seed=config["seed"],
     script:
         "../../scripts/gex_annotate.py"
