@@ -4,11 +4,11 @@ from pathlib import Path
 
 from cartrack.logs import setup_logging
 from cartrack.signatures import read_gmt
-from cartrack.simulate import simulate_cohort
+from cartrack.simulate import write_cohort
 
 setup_logging(snakemake.log[0])
 sets = read_gmt(list(snakemake.input))
-simulate_cohort(
+write_cohort(
     snakemake.params.sheet,
     ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
     baff_genes=sets["BAFF"],
