@@ -35,11 +35,13 @@ files are written); ``scenario``.
 kind`` (dp, memory, llpc, convergent, null), ``fate`` (eliminated / persistent: the biology),
 ``double_positive``, ``tissues`` (where its cells were drawn, comma-separated),
 ``heavy_v_call, heavy_j_call, heavy_junction_aa, light_v_call``, ``n_cells``,
-``n_cells_baseline``, ``n_cells_post`` (droplets simulated, day <= 0 / >= 28) and
+``n_cells_baseline``, ``n_cells_post`` (droplets simulated, day <= 0 / >= 28),
+``n_heavy_baseline``, ``n_heavy_post`` (those with a heavy-chain contig written) and
 ``expected_status`` in the contract's vocabulary where the scenario defines it:
 ``persistent`` (persisting clone seen after infusion in a tissue it was seen in at
 baseline), ``not_assessable`` (persisting clone whose tissue is never resampled after
-infusion), ``eliminated`` (eliminated clone with at least 5 baseline cells), else empty.
+infusion), ``eliminated`` (eliminated clone with at least 5 baseline heavy chains), else
+empty (both counted on droplets with a heavy-chain contig).
 ``convergent_with`` names the clone whose heavy junction it shares.
 
 ``truth_patients.tsv``: ``patient, scenario, aplasia, b_recovery_from_day`` (the day from
@@ -157,7 +159,7 @@ class Clone:
     light: bcr.Lineage
     double_positive: bool = False
     convergent_with: str = ""
-    cells: list = field(default_factory=list)  # (day, tissue) of each droplet
+    cells: list = field(default_factory=list)  # (day, tissue, heavy chain written)
 
 
 class Cohort:
@@ -188,13 +190,17 @@ class Cohort:
             alleles["IGH", "V"] = heavy
         return alleles
 
+    def _novel_segment(self, patient: str) -> bcr.Segment | None:
+        return next((s for s in self.v_alleles[patient]["IGH", "V"] if "_" in s.allele), None)
+
     def novel_allele(self, patient: str) -> str:
-        return next((s.allele for s in self.v_alleles[patient]["IGH", "V"] if "_" in s.allele), "")
+        segment = self._novel_segment(patient)
+        return segment.allele if segment else ""
 
     # -- repertoire ---------------------------------------------------------------------
-    def _lineages(self, patient: str, heavy_root=None):
+    def _lineages(self, patient: str, heavy_root=None, v=None):
         rng, germ = self.rng, self.v_alleles[patient]
-        heavy = heavy_root or bcr.recombine(rng, germ, "IGH")
+        heavy = heavy_root or bcr.recombine(rng, germ, "IGH", v=v)
         light = bcr.recombine(rng, germ, str(rng.choice(["IGK", "IGL"], p=[0.6, 0.4])))
         # the clone's founder was already mutated in the germinal centre
         heavy = bcr.mutate(rng, heavy, int(rng.integers(3, 10)))
@@ -208,7 +214,9 @@ class Cohort:
                 persists = kind in sc["persist"] and (sc.get("null") or i == 0)
                 if kind == "llpc" and sc.get("marrow_only_llpc") and i == 1:
                     persists = False
-                heavy, light = self._lineages(patient)
+                # the persisting memory clone uses the patient's novel allele, if any
+                novel = persists and kind == "memory" and self._novel_segment(patient)
+                heavy, light = self._lineages(patient, v=novel or None)
                 clones.append(
                     Clone(f"{patient}_true{len(clones) + 1:03d}", patient,
                           "null" if sc.get("null") else kind,
@@ -341,8 +349,6 @@ class Cohort:
             isotype, heavy, light = ("", None, None)
             if t in B_LINEAGE:
                 isotype, heavy, light = self._bcr(patient, t, clone)
-                if clone is not None:
-                    clone.cells.append((day, tissue))
             expr.finish(p, cell_type=t, kind=kind, isotype=isotype,
                         light=light.locus if light else "", ifn_fold=ifn_fold,
                         baff_fold=baff_fold, mito_factor=rng.lognormal(0, 0.25))  # fmt: skip
@@ -355,6 +361,8 @@ class Cohort:
                 if rng.random() < LIGHT_RECOVERY:
                     got.append((light, "IGKC" if light.locus == "IGK" else "IGLC2"))
             chains.append(got)
+            if clone is not None:
+                clone.cells.append((day, tissue, any(r.locus == "IGH" for r, _ in got)))
             cells.append({
                 "barcode": barcodes[k], "cell_type": t, "subtype": subtype,
                 "lineage": LINEAGE[t], "clone": clone.clone_id if clone else "",
@@ -428,7 +436,7 @@ class Cohort:
         lineage = truth["lineage"].to_numpy()
         b_like = np.isin(lineage, ["B", "plasma"])
         for k in np.flatnonzero((rng.random(len(truth)) < rate) & ~truth["low_quality"]):
-            same = b_like[k] and rng.random() < 0.3
+            same = b_like[k] and rng.random() < 0.5
             partners = np.flatnonzero(b_like if same else lineage != lineage[k])
             partners = partners[partners != k]
             if len(partners) == 0:
@@ -543,8 +551,7 @@ def write_contigs_10x(path: Path, rows: list[dict]) -> None:
 def write_contigs_airr(path: Path, rows: list[dict]) -> None:
     """AIRR rearrangement TSV (IgBLAST-style calls with sequence / germline alignments)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0]) if rows else ["cell_id", "sequence_id", "locus", "junction"]
-    pd.DataFrame(rows, columns=cols).to_csv(path, sep="\t", index=False)
+    pd.DataFrame(rows, columns=bcr.AIRR_COLUMNS).to_csv(path, sep="\t", index=False)
 
 
 def write_cohort(
@@ -592,16 +599,17 @@ def write_cohort(
 
 
 def expected_status(clone: Clone, sheet: pd.DataFrame) -> str:
-    """The status a correct analysis must give, where the scenario defines one."""
-    base = {t for d, t in clone.cells if d <= 0}
-    post = {t for d, t in clone.cells if d >= POST_DAY}
+    """The status a correct analysis must give, where the scenario defines one (counting
+    droplets whose heavy chain was written, as the analysis can only see those)."""
+    base = {t for d, t, h in clone.cells if d <= 0 and h}
+    post = {t for d, t, h in clone.cells if d >= POST_DAY and h}
     mine = sheet[sheet["patient"] == clone.patient]
     resampled = set(mine.loc[pd.to_numeric(mine["day"]) >= POST_DAY, "tissue"])
     if clone.fate == "persistent":
         if base & post:
             return "persistent"
         return "not_assessable" if base and not (base & resampled) else ""
-    return "eliminated" if sum(d <= 0 for d, _ in clone.cells) >= 5 else ""
+    return "eliminated" if sum(d <= 0 and h for d, _, h in clone.cells) >= 5 else ""
 
 
 def clone_table(cohort: Cohort, sheet: pd.DataFrame) -> pd.DataFrame:
@@ -612,11 +620,13 @@ def clone_table(cohort: Cohort, sheet: pd.DataFrame) -> pd.DataFrame:
             "clone": c.clone_id, "patient": c.patient,
             "scenario": cohort.scenario[c.patient]["scenario"], "kind": c.kind,
             "fate": c.fate, "double_positive": c.double_positive,
-            "tissues": ",".join(sorted({t for _, t in c.cells})),
+            "tissues": ",".join(sorted({t for _, t, _ in c.cells})),
             "heavy_v_call": root.v.allele, "heavy_j_call": root.j.allele,
             "heavy_junction_aa": root.junction_aa, "light_v_call": light.v.allele,
-            "n_cells": len(c.cells), "n_cells_baseline": sum(d <= 0 for d, _ in c.cells),
-            "n_cells_post": sum(d >= POST_DAY for d, _ in c.cells),
+            "n_cells": len(c.cells), "n_cells_baseline": sum(d <= 0 for d, _, _ in c.cells),
+            "n_cells_post": sum(d >= POST_DAY for d, _, _ in c.cells),
+            "n_heavy_baseline": sum(d <= 0 and h for d, _, h in c.cells),
+            "n_heavy_post": sum(d >= POST_DAY and h for d, _, h in c.cells),
             "expected_status": expected_status(c, sheet), "convergent_with": c.convergent_with,
         })  # fmt: skip
     return pd.DataFrame(rows)

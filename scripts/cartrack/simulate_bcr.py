@@ -66,11 +66,11 @@ class Segment:
 
 
 def load_germline(path: Path = GERMLINE) -> dict[tuple[str, str], list[Segment]]:
-    """Germline alleles by (locus, V/D/J); IGKV1D-39 is only a call alias, not drawn."""
+    """Germline alleles by (locus, V/D/J)."""
     table = pd.read_csv(path, sep="\t", keep_default_na=False)
     out: dict[tuple[str, str], list[Segment]] = {}
     for r in table.itertuples():
-        if r.allele == "IGKV1D-39*01":
+        if r.allele == "IGKV1D-39*01" or "/OR" in r.allele:  # alias; orphons never used
             continue
         anchor = int(r.cdr3_anchor) if str(r.cdr3_anchor) else -1
         out.setdefault((r.locus, r.segment), []).append(
@@ -229,6 +229,15 @@ def call(segment: Segment, rng: np.random.Generator, *, allele_level: bool) -> s
         u = rng.random()
         return ",".join(options) if u < 0.5 else options[int(u < 0.75)]
     return str(rng.choice(options)).split("*")[0]
+
+
+AIRR_COLUMNS = [
+    "cell_id", "sequence_id", "sequence", "locus", "productive", "rev_comp", "v_call",
+    "d_call", "j_call", "c_call", "sequence_alignment", "germline_alignment", "junction",
+    "junction_aa", "junction_length", "v_sequence_start", "v_sequence_end",
+    "v_germline_start", "v_germline_end", "d_sequence_start", "d_sequence_end",
+    "j_sequence_start", "j_sequence_end", "v_identity", "umi_count", "consensus_count",
+]  # fmt: skip
 
 
 def airr_record(

@@ -39,7 +39,7 @@ PROGRAMMES: dict[str, dict[str, float]] = {
     "MS4A1": {**{t: 4.0 for t in _B}, "plasmablast": 0.3},
     "CD79A": {**{t: 6.0 for t in _B}, "plasmablast": 3.0, "plasma_cell": 1.5},
     "CD79B": {**{t: 4.0 for t in _B}, "plasmablast": 1.0},
-    "CD19": {**{t: 0.45 for t in _B}, "B_transitional": 0.6, "plasmablast": 0.15},
+    "CD19": {**{t: 0.45 for t in _B}, "B_transitional": 0.6, "plasmablast": 0.08},
     "CD22": {t: 1.2 for t in _B},
     "PAX5": {t: 1.0 for t in _B},
     "BANK1": {**{t: 1.5 for t in _B}, "B_atypical": 0.6},
