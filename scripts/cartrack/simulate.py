@@ -87,7 +87,7 @@ KIND_TYPE = {**{t: t for t in CELL_TYPES}, **dict.fromkeys(ex.SUBTYPES["other"],
 # Composition before normalisation (shares of cells). SLE blood at baseline is lymphopenic
 # with many monocytes; marrow holds plasma cells, erythroid cells and progenitors.
 PB_BASELINE = {
-    "B_naive": 4.0, "B_transitional": 0.4, "B_memory": 3.0, "B_atypical": 5.0,
+    "B_naive": 4.0, "B_transitional": 0.4, "B_memory": 4.0, "B_atypical": 5.0,
     "plasmablast": 3.0, "T_CD4": 30, "T_CD8": 18, "NK": 10, "monocyte": 24, "DC": 2.5,
     "platelet": 1.5, "erythroid": 0.3,
 }  # fmt: skip
@@ -133,7 +133,7 @@ SCENARIOS = [
 CLONE_PLAN = {
     "dp": [({"plasmablast": 0.35, "B_atypical": 0.22}, ("PB", "BM")),
            ({"plasmablast": 0.25, "B_atypical": 0.15}, ("PB", "BM"))],
-    "memory": [({"B_memory": 0.16}, ("PB", "BM")), ({"B_memory": 0.10}, ("PB", "BM"))],
+    "memory": [({"B_memory": 0.25}, ("PB", "BM")), ({"B_memory": 0.18}, ("PB", "BM"))],
     "llpc": [({"plasma_cell": 0.25, "plasmablast": 0.03}, ("BM",)),
              ({"plasma_cell": 0.15}, ("BM",))],
 }  # fmt: skip
@@ -165,14 +165,16 @@ class Clone:
 class Cohort:
     """Generator of one cohort: genes, scenarios, clones, then sample by sample."""
 
-    def __init__(self, sheet, *, ifn_genes, baff_genes, n_genes: int = 2000, seed: int = 0):
+    def __init__(
+        self, sheet, *, ifn_genes, baff_genes, n_genes=2000, seed=0, germline=bcr.GERMLINE
+    ):
         self.rng = np.random.default_rng(seed)
         self.sheet = sheet
         self.patients = sorted(sheet["patient"].unique())
         self.scenario = {p: SCENARIOS[i % len(SCENARIOS)] for i, p in enumerate(self.patients)}
         self.expr = ex.Expression(self.rng, ifn_genes=ifn_genes, baff_genes=baff_genes,
                                   n_genes=n_genes)  # fmt: skip
-        self.germline = bcr.load_germline()
+        self.germline = bcr.load_germline(germline)
         self.patient_effect = {
             p: self.rng.lognormal(0, 0.12, size=len(self.expr.features)) for p in self.patients
         }
@@ -231,7 +233,7 @@ class Cohort:
             heavy, light = self._lineages(patient, heavy_root=root)
             clones.append(
                 Clone(f"{patient}_true{len(clones) + 1:03d}", patient, "convergent",
-                      "eliminated", {"B_memory": 0.08}, ("PB",), heavy, light,
+                      "eliminated", {"B_memory": 0.15}, ("PB", "BM"), heavy, light,
                       convergent_with=target.clone_id)
             )  # fmt: skip
         return clones
@@ -564,13 +566,14 @@ def write_cohort(
     low_quality_rate: float = 0.05,
     doublet_rate: float = 0.04,
     seed: int = 0,
+    germline: Path = bcr.GERMLINE,
 ) -> None:
     """Write every sample of `sheet` (absolute `gex` / `bcr` paths) and the truth tables.
 
     The format follows the file name: `.h5` -> Cell Ranger HDF5, a folder -> mtx folder;
     `.csv` -> 10x contig CSV, `.tsv` -> AIRR rearrangement.
     """
-    cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed)
+    cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed, germline=germline)
     truth_dir.mkdir(parents=True, exist_ok=True)
     all_truth = []
     for _, row in sheet.iterrows():
