@@ -88,7 +88,7 @@ KIND_TYPE = {**{t: t for t in CELL_TYPES}, **dict.fromkeys(ex.SUBTYPES["other"],
 # with many monocytes; marrow holds plasma cells, erythroid cells and progenitors.
 PB_BASELINE = {
     "B_naive": 4.0, "B_transitional": 0.4, "B_memory": 4.0, "B_atypical": 5.0,
-    "plasmablast": 3.0, "T_CD4": 30, "T_CD8": 18, "NK": 10, "monocyte": 24, "DC": 2.5,
+    "plasmablast": 4.0, "T_CD4": 30, "T_CD8": 18, "NK": 10, "monocyte": 24, "DC": 2.5,
     "platelet": 1.5, "erythroid": 0.3,
 }  # fmt: skip
 BM_BASELINE = {
@@ -103,8 +103,8 @@ AGGREGATE_SHARE = 0.25  # monocytes with a platelet attached in a flagged sample
 # patient also regains some memory, atypical and plasmablast cells (its persisting clones).
 RETURNING_B = {"B_naive": 0.62, "B_transitional": 0.33, "B_memory": 0.05, "B_atypical": 0.0}
 RETURNING_B_PERSISTENT = {
-    "B_naive": 0.5, "B_transitional": 0.25, "B_memory": 0.15, "B_atypical": 0.05,
-    "plasmablast": 0.05,
+    "B_naive": 0.45, "B_transitional": 0.2, "B_memory": 0.15, "B_atypical": 0.1,
+    "plasmablast": 0.1,
 }  # fmt: skip
 B_RETURN_SHARE = [(0, 0.05), (60, 0.10), (150, 0.14)]  # by days since recovery
 CAR_SHARE = [(7, 0.15), (14, 0.35), (28, 0.15), (90, 0.04), (180, 0.02), (365, 0.01)]
@@ -129,13 +129,14 @@ SCENARIOS = [
      "signatures": "composition_only", "shallow": True, "aggregates": True,
      "marrow_only_llpc": True},
 ]  # fmt: skip
-# Expanded clones: kind -> [(share of each cell type's cells, tissues)], per patient.
+# Expanded clones: kind -> [(share of each cell type's cells, tissues)], per patient. Active
+# SLE blood holds oligoclonal plasmablast / DN2 expansions, so the DP clones are large.
 CLONE_PLAN = {
-    "dp": [({"plasmablast": 0.35, "B_atypical": 0.22}, ("PB", "BM")),
-           ({"plasmablast": 0.25, "B_atypical": 0.15}, ("PB", "BM"))],
-    "memory": [({"B_memory": 0.25}, ("PB", "BM")), ({"B_memory": 0.18}, ("PB", "BM"))],
-    "llpc": [({"plasma_cell": 0.25, "plasmablast": 0.03}, ("BM",)),
-             ({"plasma_cell": 0.15}, ("BM",))],
+    "dp": [({"plasmablast": 0.45, "B_atypical": 0.3}, ("PB", "BM")),
+           ({"plasmablast": 0.3, "B_atypical": 0.2}, ("PB", "BM"))],
+    "memory": [({"B_memory": 0.3}, ("PB", "BM")), ({"B_memory": 0.2}, ("PB", "BM"))],
+    "llpc": [({"plasma_cell": 0.3, "plasmablast": 0.03}, ("BM",)),
+             ({"plasma_cell": 0.2}, ("BM",))],
 }  # fmt: skip
 
 
