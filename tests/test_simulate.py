@@ -253,7 +253,7 @@ def test_scenarios_are_in_the_truth_tables(truth):
     assert persistent["convergent_with"].notna().any()
     marrow = clones[(clones["patient"] == "P4") & (clones["kind"] == "llpc")]
     assert "not_assessable" in set(marrow["expected_status"])
-    assert set(by.get_group("null")["fate"]) == {"persistent"}
+    assert set(by.get_group("same_repertoire")["fate"]) == {"persistent"}
     cells = truth["cells"]
     b = cells["lineage"].isin(["B"])
     assert cells[b & (cells["patient"] == "P4") & (cells["day"] > 0)].empty

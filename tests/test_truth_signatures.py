@@ -14,6 +14,12 @@ def changes(tiny_run):
     return read_table(tiny_run, "signature_changes")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14: signature_changes pools patients in one paired test on all cells; two "
+    "of four patients change only through composition (fewer monocytes), so the all-cells "
+    "fall is not significant (p 0.13-0.14) although it is real within types where it occurs",
+)
 def test_ifn_falls_at_every_post_time_point_from_day_90(changes):
     ifn = changes[
         (changes["signature"] == "IFN") & (changes["cell_type"] == "all") & (changes["day"] >= 90)

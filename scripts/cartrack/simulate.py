@@ -10,7 +10,8 @@ cycling): 0 ``reference`` (DP, memory and marrow plasma-cell clones eliminated, 
 from day 80, IFN / BAFF fall within every cell type, low-density granulocytes at baseline);
 1 ``persistent`` (one DP, one memory and one marrow plasma-cell clone persist, a convergent
 clone shares a junction with another clone, late recovery from day 150, platelet-monocyte
-aggregates, signatures change only through composition); 2 ``null`` (no aplasia: baseline
+aggregates, signatures change only through composition); 2 ``same_repertoire``, the null
+patient (no aplasia: baseline
 and post are drawn from one repertoire, post samples 3x deeper than baseline, so nothing is
 eliminated); 3 ``non_recovering`` (B cells never return, shallow baseline, a marrow-only
 long-lived plasma-cell clone that persists while marrow is not resampled, composition-only
@@ -32,7 +33,7 @@ clonotype of T cells: expanded ones for CAR-T cells; a hook for TCR simulation, 
 files are written); ``scenario``.
 
 ``truth_clones.tsv``, one row per simulated expanded clone: ``clone, patient, scenario,
-kind`` (dp, memory, llpc, convergent, null), ``fate`` (eliminated / persistent: the biology),
+kind`` (dp, memory, llpc, convergent), ``fate`` (eliminated / persistent: the biology),
 ``double_positive``, ``tissues`` (where its cells were drawn, comma-separated),
 ``heavy_v_call, heavy_j_call, heavy_junction_aa, light_v_call``, ``n_cells``,
 ``n_cells_baseline``, ``n_cells_post`` (droplets simulated, day <= 0 / >= 28),
@@ -123,7 +124,7 @@ SCENARIOS = [
      "ldg": True},
     {"scenario": "persistent", "recovery": 150.0, "persist": ("dp", "memory", "llpc"),
      "signatures": "composition_only", "aggregates": True, "convergent": True},
-    {"scenario": "null", "recovery": None, "persist": ("dp", "memory", "llpc"),
+    {"scenario": "same_repertoire", "recovery": None, "persist": ("dp", "memory", "llpc"),
      "signatures": "true_fall", "null": True, "ldg": True},
     {"scenario": "non_recovering", "recovery": np.inf, "persist": ("llpc",),
      "signatures": "composition_only", "shallow": True, "aggregates": True,
@@ -222,7 +223,7 @@ class Cohort:
                 heavy, light = self._lineages(patient, v=novel or None)
                 clones.append(
                     Clone(f"{patient}_true{len(clones) + 1:03d}", patient,
-                          "null" if sc.get("null") else kind,
+                          kind,
                           "persistent" if persists else "eliminated", dict(shares), tissues,
                           heavy, light, double_positive=kind == "dp")
                 )  # fmt: skip
