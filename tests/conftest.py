@@ -40,15 +40,16 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def truth(tiny_run):
-    """The simulator's truth tables of the tiny cohort (cells, clones, patients)."""
+    """The simulator's truth tables of the tiny cohort (cells, clones, patients, signatures;
+    columns in cartrack.simulate's docstring). Empty text fields are "", numbers NaN."""
     import pandas as pd
 
     folder = tiny_run / "resources" / "demo" / "truth"
+    text = ["clone", "isotype", "subtype", "doublet_type", "car_construct", "t_clonotype"]
     cells = pd.read_csv(folder / "truth_cells.tsv", sep="\t")
-    cells[["clone", "isotype"]] = cells[["clone", "isotype"]].fillna("")
+    cells[text] = cells[text].fillna("")
     cells.index = cells["sample"] + "_" + cells["barcode"]
-    return {
-        "cells": cells,
-        "clones": pd.read_csv(folder / "truth_clones.tsv", sep="\t"),
-        "patients": pd.read_csv(folder / "truth_patients.tsv", sep="\t"),
-    }
+    tables = {n: pd.read_csv(folder / f"truth_{n}.tsv", sep="\t")
+              for n in ("clones", "patients", "signatures")}  # fmt: skip
+    tables["clones"]["expected_status"] = tables["clones"]["expected_status"].fillna("")
+    return {"cells": cells, **tables}

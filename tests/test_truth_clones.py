@@ -1,13 +1,23 @@
-"""Clones, elimination and B-cell recovery on the tiny simulated cohort, against its truth."""
+"""Clones, elimination and B-cell recovery on the tiny simulated cohort, against its truth.
+
+The tiny cohort holds one patient per simulator scenario (``truth_patients.tsv``):
+reference (clones eliminated), persistent (a DP, a memory and a marrow plasma-cell clone
+persist; convergent junctions; novel allele), same_repertoire (the null patient: one
+repertoire before and after, post deeper than baseline) and non_recovering (B cells never
+return, shallow baseline, marrow-only long-lived plasma-cell clone).
+"""
 
 import numpy as np
 import pandas as pd
 import pytest
-from workflow_helpers import read_table
+import yaml
+from workflow_helpers import REPO, read_table
 
 from cartrack.design import B_CELLS
 
 pytestmark = pytest.mark.workflow
+
+ALPHA = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["tracking"]["alpha"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +33,20 @@ def called(tiny_run, truth):
     cells["true_clone"] = np.where(t["clone"] != "", t["clone"], "single_" + t.index)
     cells["patient"] = t["patient"]
     cells["day"] = t["day"]
+    cells["doublet"] = t["doublet"].astype(bool) | t["ambient_bcr"].astype(bool)
     return cells
+
+
+@pytest.fixture(scope="module")
+def clones(tiny_run):
+    return read_table(tiny_run, "clones").set_index("clone_id")
+
+
+def scenario_patients(truth, scenario: str) -> list[str]:
+    p = truth["patients"]
+    patients = list(p.loc[p["scenario"] == scenario, "patient"])
+    assert patients, f"no patient plays scenario {scenario}"
+    return patients
 
 
 def pairs(labels: pd.Series) -> int:
@@ -31,22 +54,40 @@ def pairs(labels: pd.Series) -> int:
     return int((n * (n - 1) // 2).sum())
 
 
-def test_pairwise_clone_precision_and_recall(called):
-    both = pairs(called["clone_id"] + "|" + called["true_clone"])
-    precision = both / pairs(called["clone_id"])
-    recall = both / pairs(called["true_clone"])
-    assert precision >= 0.95, precision
-    assert recall >= 0.9, recall
-
-
 def majority_clone(called: pd.DataFrame, true_clone: str) -> str | None:
     members = called.loc[called["true_clone"] == true_clone, "clone_id"]
     return members.mode().iloc[0] if len(members) else None
 
 
-def test_double_positive_clones_are_called_and_eliminated(tiny_run, truth, called):
-    clones = read_table(tiny_run, "clones").set_index("clone_id")
-    dp = truth["clones"][truth["clones"]["kind"] == "dp"]
+def true_clones(truth, **where) -> pd.DataFrame:
+    t = truth["clones"]
+    for column, value in where.items():
+        t = t[t[column] == value]
+    return t
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: clone definition splits true clones (recall 0.33): SHM in the "
+    "junction and light chain, ambiguous / duplicated V calls and missing heavy chains",
+)
+def test_pairwise_clone_precision_and_recall(called):
+    singlets = called[~called["doublet"]]
+    both = pairs(singlets["clone_id"] + "|" + singlets["true_clone"])
+    precision = both / pairs(singlets["clone_id"])
+    recall = both / pairs(singlets["true_clone"])
+    assert precision >= 0.95, precision
+    assert recall >= 0.9, recall
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: DP clones are split into fragments of 1-3 cells, which fall below "
+    "dp_min_baseline_cells and lose their double_positive call",
+)
+def test_double_positive_clones_are_called_and_eliminated(tiny_run, truth, called, clones):
+    dp = truth["clones"]
+    dp = dp[dp["double_positive"] & (dp["expected_status"] == "eliminated")]
     checked = 0
     for true_clone in dp["clone"]:
         seen = called[(called["true_clone"] == true_clone) & (called["day"] <= 0)]
@@ -56,26 +97,90 @@ def test_double_positive_clones_are_called_and_eliminated(tiny_run, truth, calle
         assert row["double_positive"], (true_clone, row.to_dict())
         assert row["status"] == "eliminated", (true_clone, row.to_dict())
         checked += 1
-    assert checked >= 2 * dp["patient"].nunique() - 1, "too few DP clones sequenced to judge"
+    assert checked >= 2, "too few DP clones sequenced to judge"
     elimination = read_table(tiny_run, "elimination").set_index("patient")
-    assert (elimination["n_dp_clones"] >= 2).all()
-    assert (elimination["n_dp_persistent"] == 0).all()
+    reference = scenario_patients(truth, "reference")
+    assert (elimination.loc[reference, "n_dp_clones"] >= 2).all()
+    assert (elimination.loc[reference, "n_dp_persistent"] == 0).all()
 
 
-def test_persistent_clones_are_persistent_never_eliminated(tiny_run, truth, called):
-    clones = read_table(tiny_run, "clones").set_index("clone_id")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: the persisting DP clone is split, so its baseline and post cells "
+    "land in different called clones",
+)
+def test_persistent_dp_clone_is_double_positive_and_persistent(truth, called, clones):
+    dp = true_clones(truth, scenario="persistent", kind="dp", fate="persistent")
+    dp = dp[dp["expected_status"] == "persistent"]
+    assert len(dp) >= 1, "the persisting DP clone was not sequenced at both phases"
+    for true_clone in dp["clone"]:
+        row = clones.loc[majority_clone(called, true_clone)]
+        assert row["double_positive"], (true_clone, row.to_dict())
+        assert row["status"] == "persistent", (true_clone, row.to_dict())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: a persisting marrow plasma-cell clone is split; its post fragment "
+    "is called emergent",
+)
+def test_persistent_clones_are_persistent_never_eliminated(truth, called, clones):
     persistent = truth["clones"][truth["clones"]["expected_status"] == "persistent"]
     statuses = {}
     for true_clone in persistent["clone"]:
         cid = majority_clone(called, true_clone)
         if cid is not None:
             statuses[true_clone] = clones.loc[cid, "status"]
+    assert statuses, "no persisting clone was called"
     assert "eliminated" not in statuses.values(), statuses
-    memory = persistent.loc[persistent["kind"] == "persistent", "clone"]
-    assert all(statuses.get(c) == "persistent" for c in memory), statuses
+    assert all(s == "persistent" for s in statuses.values()), statuses
 
 
+def test_marrow_only_plasma_cell_clone_is_not_assessable(truth, called, clones):
+    """A long-lived plasma-cell clone in marrow, marrow never resampled after infusion:
+    whether it persisted cannot be told from blood."""
+    marrow = truth["clones"][truth["clones"]["expected_status"] == "not_assessable"]
+    assert len(marrow) >= 1
+    for true_clone in marrow["clone"]:
+        cid = majority_clone(called, true_clone)
+        assert cid is not None, true_clone
+        assert clones.loc[cid, "status"] == "not_assessable", clones.loc[cid].to_dict()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: p_missed = (1 - f)^N ignores that post is deeper; 20 of 23 baseline "
+    "clones of the same-repertoire patient are called eliminated (contract: conditional "
+    "binomial on the clone's total count)",
+)
+def test_null_patient_eliminates_at_most_alpha(truth, called, clones):
+    """Baseline and post drawn from one repertoire (post deeper): the share of baseline
+    clones called eliminated stays at or below alpha."""
+    for patient in scenario_patients(truth, "same_repertoire"):
+        mine = clones[(clones["patient"] == patient) & (clones["n_cells_baseline"] > 0)]
+        assert len(mine) >= 10, patient
+        share = (mine["status"] == "eliminated").mean()
+        assert share <= ALPHA, (patient, share, mine["status"].value_counts().to_dict())
+
+
+def test_non_recovering_shallow_patient_has_nothing_eliminated(tiny_run, truth, clones):
+    """No B cells after infusion and a shallow baseline: no clone can be called
+    eliminated (absence is aplasia, not clearance); no recovery day."""
+    elimination = read_table(tiny_run, "elimination").set_index("patient")
+    for patient in scenario_patients(truth, "non_recovering"):
+        mine = clones[clones["patient"] == patient]
+        assert not (mine["status"] == "eliminated").any(), mine["status"].value_counts()
+        assert np.isnan(elimination.loc[patient, "b_recovery_day"]), patient
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: b_recovery_day is reported (day 89) for a patient whose B cells never "
+    "fell below recovery_b_fraction (nadir 0.10); the contract says empty",
+)
 def test_b_recovery_day_matches_truth(tiny_run, truth):
+    """Contract: the first blood sample after a nadir below 1 % B cells that reaches 1 %
+    again; empty when B cells never fell below it or never came back."""
     cells = truth["cells"]
     good = cells[~cells["low_quality"] & ~cells["doublet"] & (cells["tissue"] == "PB")]
     frac = good.groupby(["patient", "day"])["cell_type"].apply(lambda t: t.isin(B_CELLS).mean())
@@ -85,16 +190,50 @@ def test_b_recovery_day_matches_truth(tiny_run, truth):
         post = series[series.index > 0]
         nadir = post.idxmin()
         back = post[(post.index > nadir) & (post >= 0.01)]
-        expected = back.index.min() if len(back) else np.nan
-        assert elimination.loc[patient, "b_recovery_day"] == expected, patient
-        assert elimination.loc[patient, "naive_fraction_at_recovery"] >= 0.8
+        fell = post.min() < 0.01
+        expected = back.index.min() if fell and len(back) else np.nan
+        got = elimination.loc[patient, "b_recovery_day"]
+        assert got == expected or (np.isnan(got) and np.isnan(expected)), (patient, got)
+        reference = truth["patients"].set_index("patient").loc[patient, "scenario"]
+        if reference == "reference":
+            assert elimination.loc[patient, "naive_fraction_at_recovery"] >= 0.8
 
 
-def test_b_cell_table_tracks_reconstitution(tiny_run):
+def test_b_cell_table_tracks_reconstitution(tiny_run, truth):
     b = read_table(tiny_run, "b_cells")
-    blood = b[b["tissue"] == "PB"]
+    blood = b[(b["tissue"] == "PB") & b["patient"].isin(scenario_patients(truth, "reference"))]
     base = blood[blood["day"] <= 0]
     late = blood[blood["day"] >= 170]
+    assert len(base) and len(late)
     assert (base["igm_igd_fraction"] < late["igm_igd_fraction"].min()).all()
     assert (late["naive_fraction"] >= 0.8).all()
     assert (base["top_clone_fraction"] > late["top_clone_fraction"].max()).all()
+
+
+def test_convergent_junctions_stay_separate_clones(truth, called):
+    """Two unrelated clones with one heavy junction (amino acids), other codons and light
+    chains, in one patient; and junctions shared across patients never join a clone."""
+    convergent = truth["clones"].dropna(subset=["convergent_with"])
+    assert len(convergent) >= 1
+    for row in convergent.itertuples():
+        a, b = majority_clone(called, row.clone), majority_clone(called, row.convergent_with)
+        if a is not None and b is not None:
+            assert a != b, (row.clone, row.convergent_with, a)
+    patients_per_clone = called.groupby("clone_id")["patient"].nunique()
+    assert (patients_per_clone == 1).all()
+
+
+def test_mean_shm_follows_the_truth(truth, called, clones):
+    """Clones' mean_shm (from AIRR alignments) matches the simulated mutation frequency."""
+    cells = truth["cells"].dropna(subset=["mu_freq"])
+    cells = cells[cells["clone"] != ""]
+    true_shm = cells.groupby("clone")["mu_freq"].mean()
+    got = {}
+    for true_clone in true_shm.index:
+        cid = majority_clone(called, true_clone)
+        if cid in clones.index and pd.notna(clones.loc[cid, "mean_shm"]):
+            got[true_clone] = clones.loc[cid, "mean_shm"]
+    if len(got) < 3:
+        pytest.skip("too few clones with AIRR alignments")
+    got = pd.Series(got)
+    assert (got - true_shm[got.index]).abs().median() < 0.02, pd.concat([got, true_shm], axis=1)

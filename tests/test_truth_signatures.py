@@ -1,5 +1,6 @@
 """Interferon and BAFF signatures on the tiny simulated cohort, against its truth."""
 
+import pandas as pd
 import pytest
 from workflow_helpers import read_table
 
@@ -13,6 +14,12 @@ def changes(tiny_run):
     return read_table(tiny_run, "signature_changes")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14: signature_changes pools patients in one paired test on all cells; two "
+    "of four patients change only through composition (fewer monocytes), so the all-cells "
+    "fall is not significant (p 0.13-0.14) although it is real within types where it occurs",
+)
 def test_ifn_falls_at_every_post_time_point_from_day_90(changes):
     ifn = changes[
         (changes["signature"] == "IFN") & (changes["cell_type"] == "all") & (changes["day"] >= 90)
@@ -53,3 +60,48 @@ def test_gsea_puts_interferon_hallmarks_on_top_for_baseline(tiny_run, cell_type)
     assert (hallmarks["nes"] > 0).all()
     assert res.iloc[0]["term"] in HALLMARK_IFN | {"IFN"}, res
     assert hallmarks["fdr"].min() < 0.25
+
+
+def within_type_ifn_change(tiny_run, truth, scenario: str) -> pd.DataFrame:
+    """Per patient and cell type: IFN mean score at day >= 90 minus baseline."""
+    sig = read_table(tiny_run, "signatures")
+    sig = sig[(sig["signature"] == "IFN") & (sig["tissue"] == "PB") & (sig["n_cells"] >= 10)]
+    patients = truth["patients"]
+    mine = patients.loc[patients["signature_scenario"] == scenario, "patient"]
+    sig = sig[sig["patient"].isin(mine) & sig["cell_type"].isin(STABLE_TYPES)]
+    base = sig[sig["day"] <= 0].groupby(["patient", "cell_type"])["mean_score"].mean()
+    late = sig[sig["day"] >= 90].groupby(["patient", "cell_type"])["mean_score"].mean()
+    return (late - base).dropna().rename("delta").reset_index()
+
+
+# Cell types present in blood at every visit (B cells are absent during aplasia).
+STABLE_TYPES = ["monocyte", "T_CD4", "T_CD8", "NK"]
+
+
+def test_true_fall_is_found_within_every_cell_type(tiny_run, truth):
+    """Patients whose per-cell-type IFN programme falls: it falls within each type."""
+    change = within_type_ifn_change(tiny_run, truth, "true_fall")
+    assert len(change) >= len(STABLE_TYPES)
+    assert (change["delta"] < 0).all(), change
+
+
+def test_composition_only_shows_no_within_type_change(tiny_run, truth):
+    """Patients whose programme is flat within every type while composition shifts (fewer
+    monocytes later): within-type changes stay small next to the true falls."""
+    flat = within_type_ifn_change(tiny_run, truth, "composition_only")
+    fall = within_type_ifn_change(tiny_run, truth, "true_fall")
+    assert len(flat) >= len(STABLE_TYPES)
+    typical_fall = fall.groupby("cell_type")["delta"].mean()
+    ratio = flat.groupby("cell_type")["delta"].mean().abs() / typical_fall.abs()
+    assert (ratio < 0.3).all(), (flat, fall)
+
+
+def test_jittered_visits_are_matched_by_label(changes, truth):
+    """A "D28" visit on day 27 is not after infusion by the contract (day >= 28) and must
+    not count there; the other patients' D28 visits are pooled under one label."""
+    sheet = truth["cells"].groupby("sample")[["patient", "day"]].first()
+    rows = changes[(changes["signature"] == "IFN") & (changes["cell_type"] == "all")]
+    assert rows["timepoint"].is_unique, rows
+    d28 = rows.set_index("timepoint").loc["D28"]
+    labelled = sheet[(sheet["day"] >= 26) & (sheet["day"] <= 30)]
+    assert d28["n_patients"] == labelled.loc[labelled["day"] >= 28, "patient"].nunique()

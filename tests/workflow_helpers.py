@@ -11,9 +11,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
-# The tiny cohort: three patients (early and late B-cell recovery, one with persisting
-# clones), blood at six time points, marrow for two patients; 400 cells per sample.
-TINY_PATIENTS = ("P01", "P02", "P03")
+# The tiny cohort: the four demo patients, one per scenario (reference, persistent,
+# same-repertoire null, non-recovering; see cartrack.simulate), blood at six visits,
+# marrow for three; 400 cells per sample.
+TINY_PATIENTS = ("P01", "P02", "P03", "P04")
 TINY_CELLS = 400
 
 

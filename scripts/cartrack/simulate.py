@@ -1,12 +1,58 @@
 """Simulate a trial-like CAR-T cohort in real Cell Ranger formats, with the truth beside it.
 
-The design comes from the sample sheet itself (patient, day, tissue and the file names to
-write): each row becomes one sample. Biology follows DOMAIN.md: B-cell aplasia after
-infusion, CAR-T expansion peaking around day 14, transitional/naive B cells returning from
-about day 90, expanded CD19+BCMA+ clones at baseline that are gone afterwards, CD19-BCMA+
-long-lived plasma cells in marrow, interferon and BAFF genes high at baseline and lower later.
-Counts are negative binomial around cell-type profiles; low-quality cells and doublets are
-injected. The same sheet and seed give the same files.
+Entry point: ``write_cohort(sheet, ...)``. Each sheet row becomes one sample (patient, day,
+tissue, batch and the files to write). Expression comes from ``simulate_expression`` (the
+simulator's own programmes, realistic detection, ambient RNA, patient / batch / depth
+effects); BCRs from ``simulate_bcr`` (real germline V(D)J, SHM lineage trees).
+
+Patients play scenarios, by their position in the sorted patient list (``SCENARIOS``,
+cycling): 0 ``reference`` (DP, memory and marrow plasma-cell clones eliminated, B cells back
+from day 80, IFN / BAFF fall within every cell type, low-density granulocytes at baseline);
+1 ``persistent`` (one DP, one memory and one marrow plasma-cell clone persist, a convergent
+clone shares a junction with another clone, late recovery from day 150, platelet-monocyte
+aggregates, signatures change only through composition); 2 ``same_repertoire``, the null
+patient (no aplasia: baseline
+and post are drawn from one repertoire, post samples 3x deeper than baseline, so nothing is
+eliminated); 3 ``non_recovering`` (B cells never return, shallow baseline, a marrow-only
+long-lived plasma-cell clone that persists while marrow is not resampled, composition-only
+signatures). Visit days in the demo sheet are jittered around their labels (a "D28" on 27).
+
+Truth tables (``truth_dir``):
+
+``truth_cells.tsv``, one row per droplet: ``sample, patient, day, tissue, barcode``;
+``cell_type`` (contract vocabulary) and ``subtype`` (``platelet``, ``erythroid``,
+``progenitor``, ``LDG`` for ``other``; ``platelet_aggregate`` for monocytes with a platelet
+attached); ``lineage`` (B, plasma, T, NK, myeloid, other); ``clone`` (true clone id, empty
+for singletons and non-B cells); ``isotype`` (IgM ... IgA2); ``double_positive_cell`` (the
+cell expresses the DP clone programme: CD19 and BCMA); ``mu_freq`` (true heavy-chain V SHM
+frequency, empty without a BCR); ``heavy_recovered`` / ``light_recovered`` (a contig was
+written); ``ambient_bcr`` (a non-B droplet with a contig from ambient Ig mRNA);
+``low_quality``; ``doublet`` and ``doublet_type`` (the partner's cell type); ``car_t`` and
+``car_construct`` (CAR_CD19 / CAR_BCMA); ``proliferating``; ``t_clonotype`` (true TCR
+clonotype of T cells: expanded ones for CAR-T cells; a hook for TCR simulation, no TCR
+files are written); ``scenario``.
+
+``truth_clones.tsv``, one row per simulated expanded clone: ``clone, patient, scenario,
+kind`` (dp, memory, llpc, convergent), ``fate`` (eliminated / persistent: the biology),
+``double_positive``, ``tissues`` (where its cells were drawn, comma-separated),
+``heavy_v_call, heavy_j_call, heavy_junction_aa, light_v_call``, ``n_cells``,
+``n_cells_baseline``, ``n_cells_post`` (droplets simulated, day <= 0 / >= 28),
+``n_heavy_baseline``, ``n_heavy_post`` (those with a heavy-chain contig written) and
+``expected_status`` in the contract's vocabulary where the scenario defines it:
+``persistent`` (persisting clone seen after infusion in a tissue it was seen in at
+baseline), ``not_assessable`` (persisting clone whose tissue is never resampled after
+infusion), ``eliminated`` (eliminated clone with at least 5 baseline heavy chains), else
+empty (both counted on droplets with a heavy-chain contig).
+``convergent_with`` names the clone whose heavy junction it shares.
+
+``truth_patients.tsv``: ``patient, scenario, aplasia, b_recovery_from_day`` (the day from
+which B cells are simulated again; empty when they never recover or never left),
+``null_repertoire, shallow_baseline, signature_scenario`` (true_fall / composition_only),
+``novel_allele`` (the patient's undocumented V allele).
+
+``truth_signatures.tsv``: patient x cell_type x day: ``ifn_fold`` and ``baff_fold`` (the
+true within-type programme level relative to rest; BAFF acts in B-lineage cells and, as the
+ligand, in monocytes), ``signature_scenario``.
 """
 
 import gzip
@@ -20,13 +66,15 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from cartrack.design import B_CELLS, B_LINEAGE, NAIVE_B
+from cartrack import simulate_bcr as bcr
+from cartrack import simulate_expression as ex
+from cartrack.design import B_LINEAGE, CELL_TYPES, NAIVE_B, T_CELLS
 
 log = logging.getLogger(__name__)
 
-B_TYPES = B_CELLS
+POST_DAY = 28  # tracking.post_min_day's default: truth counts use the same split
 LINEAGE = {
-    **{t: "B" for t in B_TYPES},
+    **dict.fromkeys(B_LINEAGE[:4], "B"),
     "plasmablast": "plasma",
     "plasma_cell": "plasma",
     "T_CD4": "T",
@@ -36,194 +84,61 @@ LINEAGE = {
     "DC": "myeloid",
     "other": "other",
 }
-
-# Genes that define each simulated cell type (multiplied over the base profile).
-B_CORE = ["MS4A1", "CD19", "CD79A", "CD79B", "CD22", "PAX5", "BANK1", "TNFRSF13C"]
-PROFILE_MARKERS = {
-    "B_naive": [*B_CORE, "IGHM", "IGHD", "TCL1A", "FCER2", "IL4R", "BACH2", "YBX3"],
-    "B_transitional": [*B_CORE, "IGHM", "IGHD", "TCL1A", "MME", "CD24", "CD38", "ACSM3"],
-    "B_memory": [*B_CORE, "CD27", "AIM2", "TNFRSF13B", "IGHG1", "IGHA1"],
-    "B_atypical": [*B_CORE, "ITGAX", "TBX21", "FCRL5", "ZEB2", "IGHG1"],
-    # CD19 fades as plasmablasts differentiate; the CD19+BCMA+ ones are the DP clones' cells.
-    "plasmablast": [
-        "MZB1",
-        "JCHAIN",
-        "XBP1",
-        "PRDM1",
-        "IRF4",
-        "MKI67",
-        "TOP2A",
-        "CD38",
-        "TNFRSF17",
-        "IGHG1",
-        "IGKC",
-    ],
-    "plasma_cell": [
-        "SDC1",
-        "TNFRSF17",
-        "MZB1",
-        "JCHAIN",
-        "XBP1",
-        "PRDM1",
-        "CD38",
-        "BCL2",
-        "CD28",
-        "IGHG1",
-        "IGKC",
-    ],
-    "T_CD4": ["CD3E", "CD3D", "CD4", "IL7R", "CCR7", "TRBC2", "LEF1", "TCF7"],
-    "T_CD8": ["CD3E", "CD3D", "CD8A", "CD8B", "GZMK", "CCL5", "TRBC2", "GZMH"],
-    "NK": ["GNLY", "NKG7", "KLRD1", "FCGR3A", "NCAM1", "PRF1", "TYROBP", "KLRF1"],
-    "monocyte": ["CD14", "LYZ", "FCN1", "S100A8", "S100A9", "CSF1R", "VCAN", "SIGLEC1"],
-    "DC": ["CLEC10A", "FCER1A", "CST3", "CD1C", "LILRA4", "IL3RA", "HLA-DQA1", "CLEC4C"],
-    "other": ["PPBP", "PF4", "HBB", "HBA1", "HBA2", "GYPA", "CD34", "SPINK2"],
-}
-# Immunoglobulin transcripts dominate plasma cells: this share of their counts is Ig, on top
-# of a normal transcriptome (so their libraries are larger by 1 / (1 - share)).
-IG_SHARE = {"plasmablast": 0.35, "plasma_cell": 0.5}
-ISOTYPE_GENE = {
-    "IgM": "IGHM",
-    "IgD": "IGHD",
-    "IgG1": "IGHG1",
-    "IgG2": "IGHG2",
-    "IgA1": "IGHA1",
-    "IgA2": "IGHA2",
-}
-MITO = [
-    f"MT-{g}"
-    for g in [
-        "ND1",
-        "ND2",
-        "CO1",
-        "CO2",
-        "ATP8",
-        "ATP6",
-        "CO3",
-        "ND3",
-        "ND4L",
-        "ND4",
-        "ND5",
-        "ND6",
-        "CYB",
-    ]
-]
-RIBO = [f"RPS{i}" for i in range(2, 22)] + [f"RPL{i}" for i in range(3, 23)]
-IG_GENES = [
-    "IGHM",
-    "IGHD",
-    "IGHG1",
-    "IGHG2",
-    "IGHG3",
-    "IGHG4",
-    "IGHA1",
-    "IGHA2",
-    "IGHE",
-    "IGKC",
-    "IGLC1",
-    "IGLC2",
-    "IGLC3",
-    "JCHAIN",
-]
-CAR_FEATURES = ["CAR_CD19", "CAR_BCMA"]
-
-# Composition of blood and marrow (shares of cells before normalisation).
+KIND_TYPE = {**{t: t for t in CELL_TYPES}, **dict.fromkeys(ex.SUBTYPES["other"], "other")}
+# Composition before normalisation (shares of cells). SLE blood at baseline is lymphopenic
+# with many monocytes; marrow holds plasma cells, erythroid cells and progenitors.
 PB_BASELINE = {
-    "B_naive": 4.0,
-    "B_transitional": 0.4,
-    "B_memory": 3.0,
-    "B_atypical": 5.0,
-    "plasmablast": 3.0,
-    "plasma_cell": 0.0,
-    "T_CD4": 33,
-    "T_CD8": 20,
-    "NK": 10,
-    "monocyte": 20,
-    "DC": 2.5,
-    "other": 2,
-}
+    "B_naive": 4.0, "B_transitional": 0.4, "B_memory": 4.0, "B_atypical": 5.0,
+    "plasmablast": 4.0, "T_CD4": 30, "T_CD8": 18, "NK": 10, "monocyte": 24, "DC": 2.5,
+    "platelet": 1.5, "erythroid": 0.3,
+}  # fmt: skip
 BM_BASELINE = {
-    "B_naive": 3,
-    "B_transitional": 1.5,
-    "B_memory": 1.5,
-    "B_atypical": 0.5,
-    "plasmablast": 0.8,
-    "plasma_cell": 6,
-    "T_CD4": 14,
-    "T_CD8": 12,
-    "NK": 5,
-    "monocyte": 32,
-    "DC": 3,
-    "other": 20,
-}
-# Returning B cells are transitional and naive, with few memory cells (Mackensen 2022).
+    "B_naive": 3, "B_transitional": 1.5, "B_memory": 1.5, "B_atypical": 0.5,
+    "plasmablast": 0.8, "plasma_cell": 6, "T_CD4": 14, "T_CD8": 12, "NK": 5, "monocyte": 28,
+    "DC": 3, "erythroid": 12, "progenitor": 4, "LDG": 2, "platelet": 1,
+}  # fmt: skip
+MONOCYTE_POST = 0.6  # monocytes shrink to this share of baseline once lymphocytes are back
+LDG_SHARE = 0.05  # low-density granulocytes in a flagged sample's PBMCs
+AGGREGATE_SHARE = 0.25  # monocytes with a platelet attached in a flagged sample
+# Returning B cells: transitional and naive, few memory (Mackensen 2022); the `persistent`
+# patient also regains some memory, atypical and plasmablast cells (its persisting clones).
 RETURNING_B = {"B_naive": 0.62, "B_transitional": 0.33, "B_memory": 0.05, "B_atypical": 0.0}
-# Share of blood cells that are B cells once B cells are back, by days since recovery
-# (naive B cells often overshoot healthy levels during reconstitution).
-B_RETURN_SHARE = [(0, 0.05), (60, 0.10), (150, 0.14)]
-# CAR-T cells as a share of T cells: expansion peaks around day 14, contracts by day 28.
+RETURNING_B_PERSISTENT = {
+    "B_naive": 0.45, "B_transitional": 0.2, "B_memory": 0.15, "B_atypical": 0.1,
+    "plasmablast": 0.1,
+}  # fmt: skip
+B_RETURN_SHARE = [(0, 0.05), (60, 0.10), (150, 0.14)]  # by days since recovery
 CAR_SHARE = [(7, 0.15), (14, 0.35), (28, 0.15), (90, 0.04), (180, 0.02), (365, 0.01)]
-# Interferon and BAFF programme strength (fold over resting) by day.
+PROLIFERATING_CAR = (7, 21, 0.7)  # days, share of CAR-T cells cycling then
 IFN_FOLD = [(0, 4.0), (14, 2.0), (28, 1.6), (90, 1.0)]
 BAFF_FOLD = [(0, 3.0), (28, 2.0), (90, 1.0)]
+FLAT_IFN, FLAT_BAFF = 2.5, 2.0  # composition-only patients: within-type level at all days
+HEAVY_RECOVERY = (0.5, 0.8)  # per sample (10x V(D)J: heavy chains are the harder half)
+LIGHT_RECOVERY = 0.88
+PLASMA_HEAVY_LOSS = 0.4  # extra heavy-chain loss in plasma cells (light-only cells)
+AMBIENT_BCR = 0.03  # T / NK cells that pick up an ambient Ig contig, where plasma cells are
+SAMPLE_DEPTH = (0.8, 2.0)  # per-sample depth factor over REF_DEPTH profiles (2.5x range)
 
-V_GENES = [
-    f"IGHV{f}"
-    for f in [
-        "1-2",
-        "1-18",
-        "1-69",
-        "3-7",
-        "3-9",
-        "3-11",
-        "3-15",
-        "3-21",
-        "3-23",
-        "3-30",
-        "3-33",
-        "3-48",
-        "4-34",
-        "4-39",
-        "4-59",
-        "5-51",
-    ]
-]
-J_GENES = ["IGHJ3", "IGHJ4", "IGHJ5", "IGHJ6"]
-KV_GENES = ["IGKV1-5", "IGKV1-39", "IGKV3-11", "IGKV3-15", "IGKV3-20", "IGKV4-1"]
-LV_GENES = ["IGLV1-40", "IGLV1-44", "IGLV2-14", "IGLV3-21"]
-CODONS = {
-    "A": "GCC",
-    "R": "CGG",
-    "N": "AAC",
-    "D": "GAC",
-    "C": "TGC",
-    "Q": "CAG",
-    "E": "GAG",
-    "G": "GGC",
-    "H": "CAC",
-    "I": "ATC",
-    "L": "CTG",
-    "K": "AAG",
-    "M": "ATG",
-    "F": "TTC",
-    "P": "CCC",
-    "S": "AGC",
-    "T": "ACC",
-    "W": "TGG",
-    "Y": "TAC",
-    "V": "GTG",
-}
-AA = "ARNDQEGHILKMFPSTWYV"
-GENETIC_CODE = {
-    a + b + c: aa
-    for a in "TCAG"
-    for b in "TCAG"
-    for c in "TCAG"
-    for aa in [
-        "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"[
-            "TCAG".index(a) * 16 + "TCAG".index(b) * 4 + "TCAG".index(c)
-        ]
-    ]
-}
+SCENARIOS = [
+    {"scenario": "reference", "recovery": 80.0, "persist": (), "signatures": "true_fall",
+     "ldg": True},
+    {"scenario": "persistent", "recovery": 150.0, "persist": ("dp", "memory", "llpc"),
+     "signatures": "composition_only", "aggregates": True, "convergent": True},
+    {"scenario": "same_repertoire", "recovery": None, "persist": ("dp", "memory", "llpc"),
+     "signatures": "true_fall", "null": True, "ldg": True},
+    {"scenario": "non_recovering", "recovery": np.inf, "persist": ("llpc",),
+     "signatures": "composition_only", "shallow": True, "aggregates": True,
+     "marrow_only_llpc": True},
+]  # fmt: skip
+# Expanded clones: kind -> [(share of each cell type's cells, tissues)], per patient. Active
+# SLE blood holds oligoclonal plasmablast / DN2 expansions, so the DP clones are large.
+CLONE_PLAN = {
+    "dp": [({"plasmablast": 0.45, "B_atypical": 0.3}, ("PB", "BM")),
+           ({"plasmablast": 0.3, "B_atypical": 0.2}, ("PB", "BM"))],
+    "memory": [({"B_memory": 0.3}, ("PB", "BM")), ({"B_memory": 0.2}, ("PB", "BM"))],
+    "llpc": [({"plasma_cell": 0.3, "plasmablast": 0.03}, ("BM",)),
+             ({"plasma_cell": 0.2}, ("BM",))],
+}  # fmt: skip
 
 
 def interpolate(day: float, table: list[tuple[float, float]]) -> float:
@@ -232,393 +147,334 @@ def interpolate(day: float, table: list[tuple[float, float]]) -> float:
     return float(np.interp(day, days, values))
 
 
-def translate(nt: str) -> str:
-    return "".join(GENETIC_CODE[nt[i : i + 3]] for i in range(0, len(nt) - len(nt) % 3, 3))
-
-
-@dataclass
-class Chain:
-    """One rearranged chain: gene calls and a CDR3 (junction) sequence."""
-
-    locus: str
-    v: str
-    j: str
-    cdr3_nt: str
-    c: str = ""
-    d: str = ""
-
-    @property
-    def cdr3_aa(self) -> str:
-        return translate(self.cdr3_nt)
-
-
 @dataclass
 class Clone:
-    """A simulated B-lineage clone and its role in the trial's story."""
+    """A simulated expanded clone: its chains' lineages and its place in the story."""
 
     clone_id: str
     patient: str
-    kind: str  # dp | memory | persistent | llpc | llpc_persistent | singleton
-    heavy: Chain
-    light: Chain
+    kind: str
+    fate: str
+    shares: dict
+    tissues: tuple
+    heavy: bcr.Lineage
+    light: bcr.Lineage
     double_positive: bool = False
-    weight: float = 1.0
-    shm: float = 0.0
-    members: list = field(default_factory=list)
-
-
-def random_cdr3(rng: np.random.Generator, n_aa: int) -> str:
-    """A productive CDR3 (junction) in nucleotides: C ... W/F with random codons between."""
-    middle = rng.choice(list(AA), size=n_aa - 2)
-    return CODONS["C"] + "".join(CODONS[a] for a in middle) + CODONS["W"]
-
-
-def random_chain(rng: np.random.Generator, locus: str, n_aa: tuple[int, int]) -> Chain:
-    length = int(rng.integers(*n_aa))
-    if locus == "IGH":
-        return Chain(
-            "IGH",
-            str(rng.choice(V_GENES)),
-            str(rng.choice(J_GENES)),
-            random_cdr3(rng, length),
-            d="IGHD3-10",
-        )
-    if locus == "IGK":
-        return Chain("IGK", str(rng.choice(KV_GENES)), "IGKJ1", random_cdr3(rng, length), c="IGKC")
-    return Chain("IGL", str(rng.choice(LV_GENES)), "IGLJ2", random_cdr3(rng, length), c="IGLC2")
-
-
-def mutate(rng: np.random.Generator, nt: str, n: int) -> str:
-    """Substitute n nucleotides inside the CDR3, keeping the conserved first and last codon
-    and avoiding stop codons (so the chain stays productive)."""
-    seq = list(nt)
-    done = 0
-    while done < n:
-        pos = int(rng.integers(3, len(seq) - 3))
-        old = seq[pos]
-        seq[pos] = str(rng.choice([b for b in "ACGT" if b != old]))
-        if "*" in translate("".join(seq)):
-            seq[pos] = old
-            continue
-        done += 1
-    return "".join(seq)
+    convergent_with: str = ""
+    cells: list = field(default_factory=list)  # (day, tissue, heavy chain written)
 
 
 class Cohort:
-    """Generator of one cohort: gene universe, profiles, clones, then sample by sample."""
+    """Generator of one cohort: genes, scenarios, clones, then sample by sample."""
 
     def __init__(
-        self,
-        sheet: pd.DataFrame,
-        *,
-        ifn_genes: list[str],
-        baff_genes: list[str],
-        n_genes: int = 2000,
-        seed: int = 0,
+        self, sheet, *, ifn_genes, baff_genes, n_genes=2000, seed=0, germline=bcr.GERMLINE
     ):
         self.rng = np.random.default_rng(seed)
         self.sheet = sheet
         self.patients = sorted(sheet["patient"].unique())
-        named = dict.fromkeys(
-            [g for genes in PROFILE_MARKERS.values() for g in genes]
-            + MITO
-            + RIBO
-            + IG_GENES
-            + list(ifn_genes)
-            + list(baff_genes)
-            + ["ACTB", "GAPDH", "B2M", "MALAT1", "TMSB4X", "EEF1A1", "TPT1", "FTL"]
-        )
-        fillers = [f"SIMG{i:04d}" for i in range(max(0, n_genes - len(named)))]
-        self.genes = list(named) + fillers
-        self.features = self.genes + CAR_FEATURES
-        self.gidx = {g: i for i, g in enumerate(self.features)}
-        self.gidx_mito = [self.gidx[g] for g in MITO]
-        self.ifn = [self.gidx[g] for g in dict.fromkeys(ifn_genes)]
-        self.baff_b = [self.gidx[g] for g in dict.fromkeys(baff_genes) if g != "TNFSF13B"]
-        self.profiles = self._profiles()
-        self.recovery = self._recovery_days()
-        self.clones = self._clones()
+        self.scenario = {p: SCENARIOS[i % len(SCENARIOS)] for i, p in enumerate(self.patients)}
+        self.expr = ex.Expression(self.rng, ifn_genes=ifn_genes, baff_genes=baff_genes,
+                                  n_genes=n_genes)  # fmt: skip
+        self.germline = bcr.load_germline(germline)
+        self.patient_effect = {
+            p: self.rng.lognormal(0, 0.12, size=len(self.expr.features)) for p in self.patients
+        }
+        self.batch_effect: dict[str, np.ndarray] = {}
+        self.v_alleles = {p: self._patient_alleles(p) for p in self.patients}
+        self.clones = [c for p in self.patients for c in self._clones(p)]
 
-    # -- expression ---------------------------------------------------------------------
-    def _profiles(self) -> dict[str, np.ndarray]:
-        rng = self.rng
-        n = len(self.features)
-        base = rng.lognormal(mean=0.0, sigma=1.2, size=n)
-        quiet = (
-            MITO
-            + RIBO
-            + IG_GENES
-            + CAR_FEATURES
-            + ["CD19", "TNFRSF17", "HBB", "HBA1", "HBA2", "SIGLEC1", "TNFSF13B"]
-        )
-        for g in quiet:
-            base[self.gidx[g]] = 0.0
-        for g in self.ifn:
-            base[g] = max(base[g], 0.5)
-        for g in ["ACTB", "GAPDH", "B2M", "MALAT1", "TMSB4X", "EEF1A1", "TPT1", "FTL"]:
-            base[self.gidx[g]] = 40.0
-        base /= base.sum()
-        profiles = {}
-        for t, markers in PROFILE_MARKERS.items():
-            p = base.copy()
-            for g in markers:
-                p[self.gidx[g]] += 0.004 * rng.uniform(0.6, 1.4)
-            p[[self.gidx[g] for g in MITO]] = 0.04 / len(MITO)
-            p[[self.gidx[g] for g in RIBO]] = 0.12 / len(RIBO)
-            if t == "monocyte":
-                p[self.gidx["TNFSF13B"]] = 0.0005
-            p /= p.sum()
-            profiles[t] = p
-        return profiles
+    def _patient_alleles(self, patient: str) -> dict:
+        """The patient's V alleles; the `persistent` patient carries a novel IGHV3-23."""
+        alleles = dict(self.germline)
+        if self.scenario[patient]["scenario"] == "persistent":
+            heavy = list(alleles["IGH", "V"])
+            k = next(i for i, s in enumerate(heavy) if s.allele == "IGHV3-23*01")
+            heavy[k] = bcr.novel_allele(heavy[k], self.rng)
+            alleles["IGH", "V"] = heavy
+        return alleles
 
-    def _recovery_days(self) -> dict[str, float]:
-        """Day from which each patient's B cells are back: alternately early and late, so the
-        cohort holds both kinds (Mackensen 2022: 110 +/- 32 days)."""
-        return {p: (80.0 if i % 2 == 0 else 150.0) for i, p in enumerate(self.patients)}
+    def _novel_segment(self, patient: str) -> bcr.Segment | None:
+        return next((s for s in self.v_alleles[patient]["IGH", "V"] if "_" in s.allele), None)
+
+    def novel_allele(self, patient: str) -> str:
+        segment = self._novel_segment(patient)
+        return segment.allele if segment else ""
 
     # -- repertoire ---------------------------------------------------------------------
-    def _clones(self) -> list[Clone]:
-        """Expanded clones per patient: two double-positive (CD19+BCMA+) ones, two memory
-        ones, two marrow plasma-cell ones; the second patient keeps a memory clone and a
-        plasma-cell clone after infusion."""
-        rng = self.rng
-        clones = []
+    def _lineages(self, patient: str, heavy_root=None, v=None):
+        rng, germ = self.rng, self.v_alleles[patient]
+        heavy = heavy_root or bcr.recombine(rng, germ, "IGH", v=v)
+        light = bcr.recombine(rng, germ, str(rng.choice(["IGK", "IGL"], p=[0.6, 0.4])))
+        # the clone's founder was already mutated in the germinal centre
+        heavy = bcr.mutate(rng, heavy, int(rng.integers(3, 10)))
+        return bcr.Lineage(rng, heavy), bcr.Lineage(rng, light)
 
-        def new(patient, kind, weight, dp=False, shm=0.06):
-            light = random_chain(rng, str(rng.choice(["IGK", "IGL"])), (10, 13))
-            heavy = random_chain(rng, "IGH", (17, 23))
-            clone_id = f"{patient}_true{len(clones) + 1:03d}"
-            clones.append(Clone(clone_id, patient, kind, heavy, light, dp, weight, shm))
-
-        for i, patient in enumerate(self.patients):
-            for w in (0.55, 0.45):
-                new(patient, "dp", w, dp=True)
-            for w in (0.6, 0.4):
-                new(patient, "persistent" if (i == 1 and w == 0.6) else "memory", w)
-            for w in (0.6, 0.4):
-                new(patient, "llpc_persistent" if (i == 1 and w == 0.6) else "llpc", w, shm=0.08)
+    def _clones(self, patient: str) -> list[Clone]:
+        sc = self.scenario[patient]
+        clones: list[Clone] = []
+        for kind, plans in CLONE_PLAN.items():
+            for i, (shares, tissues) in enumerate(plans):
+                persists = kind in sc["persist"] and (sc.get("null") or i == 0)
+                if kind == "llpc" and sc.get("marrow_only_llpc") and i == 1:
+                    persists = False
+                # the persisting memory clone uses the patient's novel allele, if any
+                novel = persists and kind == "memory" and self._novel_segment(patient)
+                heavy, light = self._lineages(patient, v=novel or None)
+                clones.append(
+                    Clone(f"{patient}_true{len(clones) + 1:03d}", patient,
+                          kind,
+                          "persistent" if persists else "eliminated", dict(shares), tissues,
+                          heavy, light, double_positive=kind == "dp")
+                )  # fmt: skip
+        if sc.get("convergent"):
+            # an unrelated memory clone whose heavy junction matches the second memory
+            # clone's amino acids (same V and J, other codons and another light chain)
+            target = next(c for c in clones if c.kind == "memory" and c.fate == "eliminated")
+            root = bcr.recode_junction(self.rng, target.heavy.nodes[0])
+            heavy, light = self._lineages(patient, heavy_root=root)
+            clones.append(
+                Clone(f"{patient}_true{len(clones) + 1:03d}", patient, "convergent",
+                      "eliminated", {"B_memory": 0.15}, ("PB", "BM"), heavy, light,
+                      convergent_with=target.clone_id)
+            )  # fmt: skip
         return clones
 
-    def _patient_clones(self, patient: str, kinds: tuple[str, ...]) -> list[Clone]:
-        return [c for c in self.clones if c.patient == patient and c.kind in kinds]
-
-    def _assign_clone(
-        self, patient: str, cell_type: str, post: bool, tissue: str, is_dp_cell: bool
-    ) -> Clone | None:
-        """Which expanded clone a B-lineage cell belongs to (None: a fresh singleton)."""
-        rng = self.rng
-
-        def pick(kinds):
-            cands = self._patient_clones(patient, kinds)
-            if not cands:
-                return None
-            w = np.array([c.weight for c in cands])
-            return cands[int(rng.choice(len(cands), p=w / w.sum()))]
-
-        if not post:
-            if is_dp_cell:
-                return pick(("dp",))
-            if cell_type == "B_memory" and rng.random() < 0.8:
-                return pick(("memory", "persistent"))
-            if cell_type == "plasma_cell" and tissue == "BM" and rng.random() < 0.7:
-                return pick(("llpc", "llpc_persistent"))
-            if cell_type == "plasmablast" and rng.random() < 0.5:
-                return pick(("llpc", "llpc_persistent"))
-            return None
-        if cell_type == "B_memory" and rng.random() < 0.8:
-            return pick(("persistent",))
-        if cell_type == "plasma_cell" and tissue == "BM" and rng.random() < 0.7:
-            return pick(("llpc_persistent",))
+    def _assign_clone(self, patient: str, kind: str, day: int, tissue: str) -> Clone | None:
+        alive_only = day > 0 and not self.scenario[patient].get("null")
+        u, acc = self.rng.random(), 0.0
+        for c in self.clones:
+            if c.patient != patient or tissue not in c.tissues or kind not in c.shares:
+                continue
+            if alive_only and c.fate != "persistent":
+                continue
+            acc += c.shares[kind]
+            if u < acc:
+                return c
         return None
 
-    # -- one sample ---------------------------------------------------------------------
-    def composition(self, patient: str, day: int, tissue: str) -> dict[str, float]:
-        """Expected cell-type shares of one sample."""
+    # -- composition and programme levels -----------------------------------------------
+    def composition(self, patient: str, day: int, tissue: str, sample_flags: dict) -> dict:
+        """Expected shares of each kind (cell type or `other` subtype) in one sample."""
+        sc = self.scenario[patient]
         comp = dict(PB_BASELINE if tissue == "PB" else BM_BASELINE)
-        if day > 0:
-            recovery = self.recovery[patient]
+        if day >= POST_DAY:
+            comp["monocyte"] *= MONOCYTE_POST
+        if day > 0 and not sc.get("null"):
+            recovery = sc["recovery"]
             b_share = 0.0 if day < recovery else interpolate(day - recovery, B_RETURN_SHARE)
             if tissue == "BM":
                 b_share *= 0.8
-            non_b = {t: v for t, v in comp.items() if t not in B_LINEAGE}
+            non_b = {k: v for k, v in comp.items() if KIND_TYPE[k] not in B_LINEAGE}
             total = sum(non_b.values())
-            comp = {t: v / total * (1 - b_share) for t, v in non_b.items()}
-            for t, share in RETURNING_B.items():
-                comp[t] = b_share * share
-            comp["plasmablast"] = 0.002 if day >= recovery + 60 else 0.0
-            persistent_pc = any(
-                c.kind == "llpc_persistent" for c in self.clones if c.patient == patient
-            )
-            # BCMA co-targeting depletes marrow plasma cells; a few survive in one patient.
-            comp["plasma_cell"] = (0.02 if persistent_pc else 0.0) if tissue == "BM" else 0.0
-            if patient == self.patients[min(1, len(self.patients) - 1)] and day >= recovery:
-                comp["B_memory"] = max(comp["B_memory"], 0.01)
+            comp = {k: v / total * (1 - b_share) for k, v in non_b.items()}
+            returning = RETURNING_B_PERSISTENT if sc["persist"] else RETURNING_B
+            for k, share in returning.items():
+                comp[k] = b_share * share
+            surviving_pc = "llpc" in sc["persist"] and tissue == "BM"
+            comp["plasma_cell"] = 0.02 if surviving_pc else 0.0
+        if sample_flags.get("ldg"):
+            comp["LDG"] = comp.get("LDG", 0.0) + LDG_SHARE * sum(comp.values())
         total = sum(comp.values())
-        return {t: v / total for t, v in comp.items()}
+        return {k: v / total for k, v in comp.items() if v > 0}
 
-    def sample(
-        self, row: pd.Series, n_cells: int, *, low_quality_rate: float, doublet_rate: float
-    ) -> tuple[sp.csr_matrix, pd.DataFrame, list[dict]]:
-        """Counts (cells x features), per-cell truth and BCR contigs of one sample."""
-        rng = self.rng
+    def folds(self, patient: str, day: int) -> tuple[float, float]:
+        """True within-type IFN and BAFF programme levels (fold over rest)."""
+        if self.scenario[patient]["signatures"] == "composition_only":
+            return FLAT_IFN, FLAT_BAFF
+        amplitude = 1 + 0.15 * self.patients.index(patient)
+        ifn = interpolate(day, IFN_FOLD)
+        ifn = max(1.0, 1 + (ifn - 1) * amplitude)
+        return ifn, interpolate(day, BAFF_FOLD)
+
+    def sample_flags(self, patient: str, day: int, tissue: str) -> dict:
+        sc = self.scenario[patient]
+        return {
+            "ldg": bool(sc.get("ldg")) and day <= 0 and tissue == "PB",
+            "aggregates": bool(sc.get("aggregates")) and tissue == "PB" and day in (-4, 27, 28),
+        }
+
+    def cell_factor(self, patient: str, day: int, tissue: str) -> float:
+        """How many cells a sample holds relative to `cells_per_sample`."""
+        sc = self.scenario[patient]
+        if sc.get("null"):
+            return 0.6 if day <= 0 else 1.8
+        if sc.get("shallow") and day <= 0 and tissue == "PB":
+            return 0.35
+        return 1.0
+
+    # -- one sample ---------------------------------------------------------------------
+    def sample(self, row, n_cells: int, *, low_quality_rate: float, doublet_rate: float):
+        """Counts (cells x features), per-droplet truth and contigs of one sample."""
+        rng, expr = self.rng, self.expr
         day, patient, tissue = int(row["day"]), row["patient"], row["tissue"]
-        comp = self.composition(patient, day, tissue)
-        n = int(rng.poisson(n_cells))
-        types = rng.choice(list(comp), size=n, p=list(comp.values()))
+        sc = self.scenario[patient]
+        flags = self.sample_flags(patient, day, tissue)
+        comp = self.composition(patient, day, tissue, flags)
+        n = int(rng.poisson(n_cells * self.cell_factor(patient, day, tissue)))
+        kinds = rng.choice(list(comp), size=n, p=list(comp.values()))
         car_share = interpolate(day, CAR_SHARE) if day > 0 else 0.0
-        ifn_fold = interpolate(day, IFN_FOLD) * (1 + 0.15 * self.patients.index(patient))
-        ifn_fold = max(1.0, ifn_fold) if day <= 28 else 1.0
-        baff_fold = interpolate(day, BAFF_FOLD)
-
-        lib = rng.lognormal(np.log(2500), 0.35, size=n)
-        means = np.empty((n, len(self.features)))
-        cells = []
-        contigs = []
+        ifn_fold, baff_fold = self.folds(patient, day)
+        batch = str(row.get("batch") or row["sample"])
+        if batch not in self.batch_effect:
+            self.batch_effect[batch] = rng.lognormal(0, 0.2, size=len(expr.features))
+        effect = self.patient_effect[patient] * self.batch_effect[batch]
+        effect[-len(ex.CAR_FEATURES) :] = 1.0
+        depth = rng.uniform(*SAMPLE_DEPTH) * rng.lognormal(0, 0.4, size=n)
+        heavy_rate = rng.uniform(*HEAVY_RECOVERY)
         barcodes = self._barcodes(n)
-        for k, t in enumerate(types):
-            p = self.profiles[t].copy()
-            p[self.ifn] *= ifn_fold
-            if t in B_LINEAGE:
-                p[self.baff_b] *= baff_fold
-            if t == "monocyte":
-                p[self.gidx["TNFSF13B"]] *= baff_fold
-            car = t in ("T_CD4", "T_CD8") and rng.random() < car_share
+        means = np.empty((n, len(expr.features)))
+        cells, chains = [], []
+        for k, kind in enumerate(kinds):
+            t = KIND_TYPE[kind]
+            subtype = kind if kind != t else ""
+            if t == "monocyte" and flags["aggregates"] and rng.random() < AGGREGATE_SHARE:
+                subtype = "platelet_aggregate"
+            p = expr.profile(t, kind if kind != t else "")
+            if subtype == "platelet_aggregate":
+                p += expr.profile("other", "platelet") * ex.KIND_SIZE["platelet"]
+            car = t in T_CELLS and rng.random() < car_share
+            construct = str(rng.choice(ex.CAR_FEATURES)) if car else ""
+            lo, hi, share = PROLIFERATING_CAR
+            proliferating = t == "plasmablast" or (
+                t in T_CELLS and lo <= day <= hi and rng.random() < (share if car else 0.05)
+            )
             if car:
-                p[self.gidx[str(rng.choice(CAR_FEATURES))]] += 0.002
-            post = day >= 28
-            is_dp_cell = (
-                not post
-                and day <= 0
-                and tissue == "PB"
-                and (t in ("plasmablast", "B_atypical"))
-                and rng.random() < 0.9
-            )
-            if is_dp_cell:
-                p[self.gidx["CD19"]] += 0.0015
-                p[self.gidx["TNFRSF17"]] += 0.0015
-            clone = (
-                self._assign_clone(patient, t, post, tissue, is_dp_cell) if t in B_LINEAGE else None
-            )
-            isotype = ""
+                p[expr.index[construct]] += ex.CAR_UMIS
+            if proliferating:
+                expr.add(p, ex.PROLIFERATION)
+                if t in T_CELLS:
+                    expr.add(p, ex.ACTIVATION)
+            clone = self._assign_clone(patient, t, day, tissue) if t in B_LINEAGE else None
+            dp_cell = clone is not None and clone.double_positive
+            if dp_cell:  # the DP programme: CD19 kept (plasmablasts) and BCMA gained
+                p[expr.index["CD19"]] = max(p[expr.index["CD19"]], 0.7)
+                p[expr.index["TNFRSF17"]] = max(p[expr.index["TNFRSF17"]], 1.8)
+            isotype, heavy, light = ("", None, None)
             if t in B_LINEAGE:
-                isotype, chains = self._bcr(t, clone, patient)
-                p = self._with_isotype(p, t, isotype)
-                contigs += [
-                    {"barcode": barcodes[k], "chain": c, "umis": int(rng.integers(2, 30))}
-                    for c in chains
-                ]
-            p[self.gidx_mito] *= rng.lognormal(0, 0.25)  # cells differ in mitochondrial content
-            p /= p.sum()
-            means[k] = p * lib[k] / (1 - IG_SHARE.get(t, 0.0))
-            cells.append(
-                {
-                    "barcode": barcodes[k],
-                    "cell_type": t,
-                    "lineage": LINEAGE[t],
-                    "car_t": car,
-                    "double_positive_cell": is_dp_cell,
-                    "clone": clone.clone_id if clone else "",
-                    "isotype": isotype,
-                    "low_quality": False,
-                    "doublet": False,
-                }
-            )
+                isotype, heavy, light = self._bcr(patient, t, clone)
+            expr.finish(p, cell_type=t, kind=kind, isotype=isotype,
+                        light=light.locus if light else "", ifn_fold=ifn_fold,
+                        baff_fold=baff_fold, mito_factor=rng.lognormal(0, 0.25))  # fmt: skip
+            means[k] = p * effect * depth[k] * ex.KIND_SIZE.get(kind, 1.0)
+            got = []
+            if heavy is not None:
+                loss = PLASMA_HEAVY_LOSS if t in ("plasmablast", "plasma_cell") else 0.0
+                if rng.random() < heavy_rate * (1 - loss):
+                    got.append((heavy, ex.ISOTYPE_GENE[isotype]))
+                if rng.random() < LIGHT_RECOVERY:
+                    got.append((light, "IGKC" if light.locus == "IGK" else "IGLC2"))
+            chains.append(got)
+            if clone is not None:
+                clone.cells.append((day, tissue, any(r.locus == "IGH" for r, _ in got)))
+            cells.append({
+                "barcode": barcodes[k], "cell_type": t, "subtype": subtype,
+                "lineage": LINEAGE[t], "clone": clone.clone_id if clone else "",
+                "isotype": isotype, "double_positive_cell": dp_cell,
+                "mu_freq": round(heavy.mu_freq, 4) if heavy is not None else np.nan,
+                "heavy_recovered": any(r.locus == "IGH" for r, _ in got),
+                "light_recovered": any(r.locus != "IGH" for r, _ in got),
+                "ambient_bcr": False, "low_quality": False, "doublet": False,
+                "doublet_type": "", "car_t": car, "car_construct": construct,
+                "proliferating": proliferating,
+                "t_clonotype": self._t_clonotype(patient, row["sample"], k, car, t),
+                "scenario": sc["scenario"],
+            })  # fmt: skip
         truth = pd.DataFrame(cells)
-        means = self._inject_low_quality(means, truth, low_quality_rate)
-        means = self._inject_doublets(means, truth, doublet_rate)
-        counts = rng.negative_binomial(5, 5 / (5 + means)).astype(np.float32)
-        return sp.csr_matrix(counts), truth, contigs
+        self._inject_low_quality(means, truth, low_quality_rate)
+        self._inject_doublets(means, truth, chains, doublet_rate)
+        self._ambient_bcr(truth, chains)
+        self._ambient_rna(means)
+        counts = rng.negative_binomial(ex.NB_SIZE, ex.NB_SIZE / (ex.NB_SIZE + means))
+        return sp.csr_matrix(counts.astype(np.float32)), truth, chains
 
-    def _barcodes(self, n: int) -> list[str]:
-        """Random 16-mers; drawn from a small pool so that samples share some barcodes."""
-        pool = 40_000
-        idx = self.rng.choice(pool, size=n, replace=False)
-        rng = np.random.default_rng(12345)
-        letters = np.array(list("ACGT"))
-        allbc = letters[rng.integers(0, 4, size=(pool, 16))]
-        return ["".join(allbc[i]) + "-1" for i in idx]
+    def _t_clonotype(self, patient, sample, k, car, t) -> str:
+        if t not in T_CELLS:
+            return ""
+        if car:  # CAR-T cells come from a few expanded clonotypes (Zipf-like)
+            return f"{patient}_CAR{min(int(self.rng.zipf(1.6)), 40):02d}"
+        return f"{sample}_T{k:05d}"
 
-    def _with_isotype(self, p: np.ndarray, cell_type: str, isotype: str) -> np.ndarray:
-        """Put the cell's Ig transcripts on its isotype (Ig dominate plasma cells)."""
-        ig = [self.gidx[g] for g in IG_GENES if g not in ("IGKC", "JCHAIN")]
-        p[ig] = 0.0
-        share = IG_SHARE.get(cell_type, 0.02)
-        rest = p.sum()
-        p = p / rest * (1 - share)
-        p[self.gidx[ISOTYPE_GENE[isotype]]] += share * 0.6
-        p[self.gidx["IGKC"]] += share * 0.4
-        if isotype == "IgM":
-            p[self.gidx["IGHD"]] += share * 0.1
-        return p
-
-    def _bcr(self, cell_type: str, clone: Clone | None, patient: str):
-        """Isotype and contigs (as dicts of chain fields) of one B-lineage cell."""
+    def _bcr(self, patient: str, cell_type: str, clone: Clone | None):
+        """Isotype and the (heavy, light) rearrangements of one B-lineage cell."""
         rng = self.rng
         if clone is None:
-            heavy = random_chain(rng, "IGH", (12, 20))
-            light = random_chain(rng, str(rng.choice(["IGK", "IGL"])), (10, 13))
-            shm = 0.0 if cell_type in NAIVE_B else 0.04
+            germ = self.v_alleles[patient]
+            lo, hi = bcr.SHM_RANGE[cell_type]
+            heavy = bcr.recombine(rng, germ, "IGH")
+            heavy = bcr.mutate(rng, heavy, int(rng.uniform(lo, hi) * heavy.v_end))
+            light = bcr.recombine(rng, germ, str(rng.choice(["IGK", "IGL"], p=[0.6, 0.4])))
+            light = bcr.mutate(rng, light, int(rng.uniform(lo, hi) * light.v_end))
         else:
-            muts = int(rng.choice([0, 1, 2], p=[0.4, 0.4, 0.2]))
-            heavy = Chain(
-                "IGH",
-                clone.heavy.v,
-                clone.heavy.j,
-                mutate(rng, clone.heavy.cdr3_nt, muts),
-                d=clone.heavy.d,
-            )
-            light = clone.light
-            shm = clone.shm
-            clone.members.append(cell_type)
+            heavy, light = clone.heavy.draw(cell_type), clone.light.draw(cell_type)
         if cell_type in NAIVE_B:
             isotype = "IgM" if rng.random() < 0.85 else "IgD"
         elif cell_type == "B_memory" and clone is None:
             isotype = str(rng.choice(["IgM", "IgG1", "IgA1", "IgG2"]))
         else:
-            isotype = str(rng.choice(["IgG1", "IgG2", "IgA1"], p=[0.6, 0.2, 0.2]))
-        heavy.c = {"IgM": "IGHM", "IgD": "IGHD"}.get(isotype, ISOTYPE_GENE[isotype])
-        chains = []
-        # Plasma cells often lose the heavy chain in V(D)J capture; some cells lose either.
-        if (
-            not (cell_type in ("plasma_cell", "plasmablast") and rng.random() < 0.25)
-            and rng.random() > 0.03
-        ):
-            chains.append(("heavy", heavy, shm))
-        if rng.random() > 0.12:
-            chains.append(("light", light, shm))
-        return isotype, chains
+            isotype = str(rng.choice(["IgG1", "IgG2", "IgG3", "IgA1"], p=[0.55, 0.2, 0.05, 0.2]))
+        return isotype, heavy, light
 
-    def _inject_low_quality(self, means, truth, rate):
+    def _barcodes(self, n: int) -> list[str]:
+        """Random 16-mers from a small pool, so that samples share some barcodes."""
+        pool = 40_000
+        idx = self.rng.choice(pool, size=n, replace=False)
+        letters = np.array(list("ACGT"))
+        allbc = letters[np.random.default_rng(12345).integers(0, 4, size=(pool, 16))]
+        return ["".join(allbc[i]) + "-1" for i in idx]
+
+    def _inject_low_quality(self, means, truth, rate) -> None:
         """Broken cells: few counts, a high mitochondrial share."""
-        rng = self.rng
+        rng, mito = self.rng, self.expr.mito
         lq = rng.random(len(truth)) < rate
-        mito = [self.gidx[g] for g in MITO]
         for k in np.flatnonzero(lq):
             total = means[k].sum()
             means[k] *= rng.uniform(0.15, 0.35)
             means[k, mito] = means[k, mito] / means[k, mito].sum() * total * rng.uniform(0.2, 0.4)
         truth["low_quality"] = lq
-        return means
 
-    def _inject_doublets(self, means, truth, rate):
-        """Two cells of different lineages in one droplet."""
+    def _inject_doublets(self, means, truth, chains, rate) -> None:
+        """Two cells in one droplet: mostly of different lineages; a share of B-lineage
+        droplets are B-B doublets, which carry two heavy chains."""
         rng = self.rng
-        n = len(truth)
-        dbl = np.flatnonzero((rng.random(n) < rate) & ~truth["low_quality"].to_numpy())
-        for k in dbl:
-            partners = np.flatnonzero(truth["lineage"].to_numpy() != truth.at[k, "lineage"])
+        lineage = truth["lineage"].to_numpy()
+        b_like = np.isin(lineage, ["B", "plasma"])
+        for k in np.flatnonzero((rng.random(len(truth)) < rate) & ~truth["low_quality"]):
+            same = b_like[k] and rng.random() < 0.5
+            partners = np.flatnonzero(b_like if same else lineage != lineage[k])
+            partners = partners[partners != k]
             if len(partners) == 0:
                 continue
             j = int(rng.choice(partners))
-            means[k] = means[k] + means[j] * rng.uniform(0.7, 1.0)
-            truth.at[k, "doublet"] = True
-        return means
+            means[k] += means[j] * rng.uniform(0.7, 1.0)
+            chains[k] = chains[k] + chains[j]
+            truth.loc[k, ["doublet", "doublet_type"]] = [True, truth.at[j, "cell_type"]]
+
+    def _ambient_bcr(self, truth, chains) -> None:
+        """Low-UMI contigs from ambient Ig mRNA in some T / NK droplets."""
+        rng = self.rng
+        donors = [c for c, lin in zip(chains, truth["lineage"], strict=True) if lin == "plasma"]
+        donors = [c for c in donors if c]
+        if not donors:
+            return
+        for k in np.flatnonzero(truth["lineage"].isin(["T", "NK"]).to_numpy()):
+            if rng.random() < AMBIENT_BCR:
+                donor = donors[int(rng.integers(len(donors)))]
+                chains[k] = chains[k] + [donor[int(rng.integers(len(donor)))] + ("ambient",)]
+                truth.at[k, "ambient_bcr"] = True
+
+    def _ambient_rna(self, means) -> None:
+        """1-5 % of each droplet's counts from the sample's pooled profile (the soup)."""
+        soup = means.sum(axis=0)
+        for gene, share in ex.FREE_SOUP.items():
+            soup[self.expr.index[gene]] += share * soup.sum()
+        soup /= soup.sum()
+        a = self.rng.uniform(0.01, 0.05, size=len(means))
+        means += (a / (1 - a) * means.sum(axis=1))[:, None] * soup[None, :]
 
 
 # -- writers (real Cell Ranger formats) --------------------------------------------------
-def write_10x_h5(
-    path: Path, counts: sp.csr_matrix, barcodes: list[str], features: list[str]
-) -> None:
+def write_10x_h5(path: Path, counts, barcodes: list[str], features: list[str]) -> None:
     """Cell Ranger >= 3 filtered_feature_bc_matrix.h5 (genes x cells, CSC)."""
     m = sp.csc_matrix(counts.T.astype(np.int32))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -637,17 +493,15 @@ def write_10x_h5(
         fg.create_dataset("name", data=np.array(features, dtype="S"))
 
 
-def write_10x_mtx(
-    folder: Path, counts: sp.csr_matrix, barcodes: list[str], features: list[str]
-) -> None:
+def write_10x_mtx(folder: Path, counts, barcodes: list[str], features: list[str]) -> None:
     """Cell Ranger >= 3 filtered_feature_bc_matrix/ folder (gzipped mtx and tsv)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(folder / "matrix.mtx.gz", "wb") as f:
+    with gzip.GzipFile(folder / "matrix.mtx.gz", "wb", mtime=0) as f:
         scipy.io.mmwrite(f, sp.coo_matrix(counts.T.astype(np.int32)), field="integer")
-    with gzip.open(folder / "barcodes.tsv.gz", "wt") as f:
-        f.write("\n".join(barcodes) + "\n")
-    with gzip.open(folder / "features.tsv.gz", "wt") as f:
-        f.writelines(f"{feature_id(g)}\t{g}\tGene Expression\n" for g in features)
+    with gzip.GzipFile(folder / "barcodes.tsv.gz", "wb", mtime=0) as f:
+        f.write(("\n".join(barcodes) + "\n").encode())
+    with gzip.GzipFile(folder / "features.tsv.gz", "wb", mtime=0) as f:
+        f.write("".join(f"{feature_id(g)}\t{g}\tGene Expression\n" for g in features).encode())
 
 
 def feature_id(name: str) -> str:
@@ -662,139 +516,49 @@ def hash_str(s: str) -> int:
     return h
 
 
-def contig_rows(contigs: list[dict], *, sample: str) -> list[dict]:
-    """Flatten simulated chains into AIRR-like contig records."""
+TENX_COLUMNS = [
+    "barcode", "is_cell", "contig_id", "high_confidence", "length", "chain", "v_gene",
+    "d_gene", "j_gene", "c_gene", "full_length", "productive", "cdr3", "cdr3_nt", "reads",
+    "umis", "raw_clonotype_id", "raw_consensus_id",
+]  # fmt: skip
+
+
+def contig_records(truth, chains, rng, *, airr: bool) -> list[dict]:
+    """AIRR (with alignments) or 10x CSV rows for every droplet's contigs."""
     rows = []
-    counters: dict[str, int] = {}
-    for c in contigs:
-        kind, chain, shm = c["chain"]
-        counters[c["barcode"]] = counters.get(c["barcode"], 0) + 1
-        rows.append(
-            {
-                "barcode": c["barcode"],
-                "contig_id": f"{c['barcode']}_contig_{counters[c['barcode']]}",
-                "locus": chain.locus,
-                "v": chain.v,
-                "d": chain.d if kind == "heavy" else "",
-                "j": chain.j,
-                "c": chain.c,
-                "cdr3_nt": chain.cdr3_nt,
-                "cdr3": chain.cdr3_aa,
-                "umis": c["umis"],
-                "v_identity": round(1 - shm, 4),
-                "productive": True,
-                "is_cell": True,
-            }
-        )
+    for barcode, got in zip(truth["barcode"], chains, strict=True):
+        for i, entry in enumerate(got, start=1):
+            r, c_gene = entry[0], entry[1]
+            umis = 1 if len(entry) > 2 else int(rng.integers(2, 30))
+            cid = f"{barcode}_contig_{i}"
+            c_gene = c_gene if r.locus == "IGH" else ("IGKC" if r.locus == "IGK" else "IGLC2")
+            if airr:
+                rows.append(bcr.airr_record(r, rng, cell_id=barcode, contig_id=cid,
+                                            c_call=c_gene, umis=umis))  # fmt: skip
+            else:
+                rows.append(bcr.tenx_record(r, rng, barcode=barcode, contig_id=cid,
+                                            c_gene=c_gene, umis=umis))  # fmt: skip
     return rows
 
 
-def write_contigs_10x(path: Path, rows: list[dict], rng: np.random.Generator) -> None:
-    """filtered_contig_annotations.csv (Cell Ranger 3-5 classic columns), with a few
-    non-productive contigs and non-cell barcodes as real files have."""
-    cols = [
-        "barcode",
-        "is_cell",
-        "contig_id",
-        "high_confidence",
-        "length",
-        "chain",
-        "v_gene",
-        "d_gene",
-        "j_gene",
-        "c_gene",
-        "full_length",
-        "productive",
-        "cdr3",
-        "cdr3_nt",
-        "reads",
-        "umis",
-        "raw_clonotype_id",
-        "raw_consensus_id",
-    ]
-    out = []
-    for r in rows:
-        out.append(
-            {
-                "barcode": r["barcode"],
-                "is_cell": "True",
-                "contig_id": r["contig_id"],
-                "high_confidence": "True",
-                "length": 550,
-                "chain": r["locus"],
-                "v_gene": r["v"],
-                "d_gene": r["d"] or "None",
-                "j_gene": r["j"],
-                "c_gene": r["c"] or "None",
-                "full_length": "True",
-                "productive": "True",
-                "cdr3": r["cdr3"],
-                "cdr3_nt": r["cdr3_nt"],
-                "reads": r["umis"] * 40,
-                "umis": r["umis"],
-                "raw_clonotype_id": "",
-                "raw_consensus_id": "",
-            }
-        )
-    for r in rows[: max(1, len(rows) // 40)]:  # non-productive extra contigs
-        out.append(
-            {
-                **out[0],
-                "barcode": r["barcode"],
-                "contig_id": r["contig_id"] + "_np",
-                "productive": "False",
-                "cdr3": "None",
-                "cdr3_nt": "None",
-            }
-        )
+def write_contigs_10x(path: Path, rows: list[dict]) -> None:
+    """filtered_contig_annotations.csv, with a few non-productive contigs as real files."""
+    extra = [
+        {**r, "contig_id": r["contig_id"] + "_np", "productive": "False", "cdr3": "None",
+         "cdr3_nt": "None", "umis": 1, "reads": 30}
+        for r in rows[:: 40]
+    ]  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(out, columns=cols).to_csv(path, index=False) if out else pd.DataFrame(
-        columns=cols
-    ).to_csv(path, index=False)
+    pd.DataFrame(rows + extra, columns=TENX_COLUMNS).to_csv(path, index=False)
 
 
 def write_contigs_airr(path: Path, rows: list[dict]) -> None:
-    """AIRR rearrangement TSV as Cell Ranger writes it (plus v_identity for SHM)."""
-    cols = [
-        "cell_id",
-        "sequence_id",
-        "locus",
-        "productive",
-        "rev_comp",
-        "v_call",
-        "d_call",
-        "j_call",
-        "c_call",
-        "junction",
-        "junction_aa",
-        "umi_count",
-        "consensus_count",
-        "v_identity",
-    ]
-    out = [
-        {
-            "cell_id": r["barcode"],
-            "sequence_id": r["contig_id"],
-            "locus": r["locus"],
-            "productive": "T",
-            "rev_comp": "F",
-            "v_call": r["v"],
-            "d_call": r["d"],
-            "j_call": r["j"],
-            "c_call": r["c"],
-            "junction": r["cdr3_nt"],
-            "junction_aa": r["cdr3"],
-            "umi_count": r["umis"],
-            "consensus_count": r["umis"] * 40,
-            "v_identity": r["v_identity"],
-        }
-        for r in rows
-    ]
+    """AIRR rearrangement TSV (IgBLAST-style calls with sequence / germline alignments)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(out, columns=cols).to_csv(path, sep="\t", index=False)
+    pd.DataFrame(rows, columns=bcr.AIRR_COLUMNS).to_csv(path, sep="\t", index=False)
 
 
-def simulate_cohort(
+def write_cohort(
     sheet: pd.DataFrame,
     *,
     ifn_genes: list[str],
@@ -804,64 +568,97 @@ def simulate_cohort(
     low_quality_rate: float = 0.05,
     doublet_rate: float = 0.04,
     seed: int = 0,
+    germline: Path = bcr.GERMLINE,
 ) -> None:
     """Write every sample of `sheet` (absolute `gex` / `bcr` paths) and the truth tables.
 
     The format follows the file name: `.h5` -> Cell Ranger HDF5, a folder -> mtx folder;
     `.csv` -> 10x contig CSV, `.tsv` -> AIRR rearrangement.
     """
-    cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed)
+    cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed, germline=germline)
     truth_dir.mkdir(parents=True, exist_ok=True)
     all_truth = []
     for _, row in sheet.iterrows():
-        counts, truth, contigs = cohort.sample(
+        counts, truth, chains = cohort.sample(
             row, cells_per_sample, low_quality_rate=low_quality_rate, doublet_rate=doublet_rate
         )
         barcodes = truth["barcode"].tolist()
         gex = Path(row["gex"])
-        if gex.suffix == ".h5":
-            write_10x_h5(gex, counts, barcodes, cohort.features)
-        else:
-            write_10x_mtx(gex, counts, barcodes, cohort.features)
-        bcr = row.get("bcr")
-        if isinstance(bcr, str) and bcr:
-            rows = contig_rows(contigs, sample=row["sample"])
-            if Path(bcr).suffix == ".tsv":
-                write_contigs_airr(Path(bcr), rows)
-            else:
-                write_contigs_10x(Path(bcr), rows, cohort.rng)
-        truth.insert(0, "sample", row["sample"])
-        truth.insert(1, "patient", row["patient"])
-        truth.insert(2, "day", int(row["day"]))
-        truth.insert(3, "tissue", row["tissue"])
+        writer = write_10x_h5 if gex.suffix == ".h5" else write_10x_mtx
+        writer(gex, counts, barcodes, cohort.expr.features)
+        bcr_path = row.get("bcr")
+        if isinstance(bcr_path, str) and bcr_path:
+            airr = Path(bcr_path).suffix == ".tsv"
+            rows = contig_records(truth, chains, cohort.rng, airr=airr)
+            (write_contigs_airr if airr else write_contigs_10x)(Path(bcr_path), rows)
+        for i, name in enumerate(["sample", "patient", "day", "tissue"]):
+            truth.insert(i, name, int(row[name]) if name == "day" else row[name])
         all_truth.append(truth)
-        log.info("simulated %s: %d cells, %d contigs", row["sample"], len(truth), len(contigs))
-    cells = pd.concat(all_truth, ignore_index=True)
-    cells.to_csv(truth_dir / "truth_cells.tsv", sep="\t", index=False)
-    clones = pd.DataFrame(
-        [
-            {
-                "patient": c.patient,
-                "clone": c.clone_id,
-                "kind": c.kind,
-                "double_positive": c.double_positive,
-                "heavy_v_gene": c.heavy.v,
-                "heavy_j_gene": c.heavy.j,
-                "heavy_cdr3_aa": c.heavy.cdr3_aa,
-                "n_cells": len(c.members),
-                "expected_status": {
-                    "dp": "eliminated",
-                    "memory": "eliminated",
-                    "llpc": "eliminated",
-                    "persistent": "persistent",
-                    "llpc_persistent": "persistent",
-                }[c.kind],
-            }
-            for c in cohort.clones
-        ]
+        log.info("simulated %s: %d droplets", row["sample"], len(truth))
+    pd.concat(all_truth, ignore_index=True).to_csv(
+        truth_dir / "truth_cells.tsv", sep="\t", index=False
     )
-    clones.to_csv(truth_dir / "truth_clones.tsv", sep="\t", index=False)
-    patients = pd.DataFrame(
-        [{"patient": p, "recovery_from_day": d} for p, d in cohort.recovery.items()]
-    )
-    patients.to_csv(truth_dir / "truth_patients.tsv", sep="\t", index=False)
+    clone_table(cohort, sheet).to_csv(truth_dir / "truth_clones.tsv", sep="\t", index=False)
+    patient_table(cohort).to_csv(truth_dir / "truth_patients.tsv", sep="\t", index=False)
+    signature_table(cohort, sheet).to_csv(truth_dir / "truth_signatures.tsv", sep="\t", index=False)
+
+
+def expected_status(clone: Clone, sheet: pd.DataFrame) -> str:
+    """The status a correct analysis must give, where the scenario defines one (counting
+    droplets whose heavy chain was written, as the analysis can only see those)."""
+    base = {t for d, t, h in clone.cells if d <= 0 and h}
+    post = {t for d, t, h in clone.cells if d >= POST_DAY and h}
+    mine = sheet[sheet["patient"] == clone.patient]
+    resampled = set(mine.loc[pd.to_numeric(mine["day"]) >= POST_DAY, "tissue"])
+    if clone.fate == "persistent":
+        if base & post:
+            return "persistent"
+        return "not_assessable" if base and not (base & resampled) else ""
+    return "eliminated" if sum(d <= 0 and h for d, _, h in clone.cells) >= 5 else ""
+
+
+def clone_table(cohort: Cohort, sheet: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for c in cohort.clones:
+        root, light = c.heavy.nodes[0], c.light.nodes[0]
+        rows.append({
+            "clone": c.clone_id, "patient": c.patient,
+            "scenario": cohort.scenario[c.patient]["scenario"], "kind": c.kind,
+            "fate": c.fate, "double_positive": c.double_positive,
+            "tissues": ",".join(sorted({t for _, t, _ in c.cells})),
+            "heavy_v_call": root.v.allele, "heavy_j_call": root.j.allele,
+            "heavy_junction_aa": root.junction_aa, "light_v_call": light.v.allele,
+            "n_cells": len(c.cells), "n_cells_baseline": sum(d <= 0 for d, _, _ in c.cells),
+            "n_cells_post": sum(d >= POST_DAY for d, _, _ in c.cells),
+            "n_heavy_baseline": sum(d <= 0 and h for d, _, h in c.cells),
+            "n_heavy_post": sum(d >= POST_DAY and h for d, _, h in c.cells),
+            "expected_status": expected_status(c, sheet), "convergent_with": c.convergent_with,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def patient_table(cohort: Cohort) -> pd.DataFrame:
+    rows = []
+    for p in cohort.patients:
+        sc = cohort.scenario[p]
+        recovery = sc["recovery"]
+        rows.append({
+            "patient": p, "scenario": sc["scenario"], "aplasia": not sc.get("null"),
+            "b_recovery_from_day": recovery if recovery and np.isfinite(recovery) else np.nan,
+            "null_repertoire": bool(sc.get("null")), "shallow_baseline": bool(sc.get("shallow")),
+            "signature_scenario": sc["signatures"], "novel_allele": cohort.novel_allele(p),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def signature_table(cohort: Cohort, sheet: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (patient, day), _ in sheet.groupby(["patient", pd.to_numeric(sheet["day"])]):
+        ifn, baff = cohort.folds(patient, int(day))
+        for t in CELL_TYPES:
+            rows.append({
+                "patient": patient, "cell_type": t, "day": int(day), "ifn_fold": ifn,
+                "baff_fold": baff if t in B_LINEAGE or t == "monocyte" else 1.0,
+                "signature_scenario": cohort.scenario[patient]["signatures"],
+            })  # fmt: skip
+    return pd.DataFrame(rows)
