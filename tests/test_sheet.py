@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cartrack.design import InputError
-from cartrack.sheet import load_sheet
+from cartrack.sheet import design_checks, load_sheet
 
 HEADER = "sample\tpatient\tday\ttissue\tgex\tbcr\ttimepoint\tbatch\n"
 
@@ -77,9 +77,11 @@ def test_missing_required_column(files):
 
 
 def test_missing_baseline_is_a_warning(files, caplog):
+    sheet = load_sheet(write(files, ["S1\tP1\t14\tPB\ta.h5\t\t\t"]))
     with caplog.at_level(logging.WARNING):
-        load_sheet(write(files, ["S1\tP1\t14\tPB\ta.h5\t\t\t"]))
+        checks = design_checks(sheet, post_min_day=28)
     assert "patient 'P1' has no baseline sample" in caplog.text
+    assert "no_baseline" in set(checks["check"])
 
 
 def test_files_made_by_a_rule_need_not_exist(files):

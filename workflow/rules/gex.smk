@@ -2,6 +2,8 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
+        # inputs checked first; ancient: a rewritten table never reruns the samples
+        checked=ancient("results/tables/design_checks.tsv"),
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",

@@ -1,0 +1,17 @@
+"""Rule check_inputs: every input file's header checked; design_checks.tsv."""
+
+from cartrack.checks import check_inputs
+from cartrack.logs import exit_on_input_error, setup_logging
+from cartrack.tables import write_tsv
+
+smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
+setup_logging(smk.log[0])
+with exit_on_input_error(smk.log[0]):
+    table = check_inputs(
+        smk.params.sheet,
+        genes=smk.params.genes,
+        gene_sets=smk.input.gene_sets,
+        min_barcode_overlap=smk.params.min_barcode_overlap,
+        design=smk.params.design,
+    )
+write_tsv(table, smk.output.table)
