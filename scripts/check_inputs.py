@@ -12,6 +12,7 @@ with exit_on_input_error(smk.log[0]):
         genes=smk.params.genes,
         gene_sets=smk.input.gene_sets,
         min_barcode_overlap=smk.params.min_barcode_overlap,
+        warn_barcode_overlap=smk.params.warn_barcode_overlap,
         design=smk.params.design,
     )
 write_tsv(table, smk.output.table)

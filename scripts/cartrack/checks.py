@@ -80,7 +80,12 @@ def _config_problems(value: object, schema: dict, key: str) -> Iterable[str]:
             yield from _config_problems(value[name], known[name], child)
         elif schema.get("additionalProperties", True) is False:
             close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(known)}"
+            prefix = f"{key}." if key else ""
+            hint = (
+                f"did you mean '{prefix}{close[0]}'?"
+                if close
+                else f"valid keys: {', '.join(known)}"
+            )
             yield f"config key '{child}' is not known: {hint}"
 
 
@@ -369,7 +374,8 @@ def check_inputs(
     *,
     genes: dict[str, str],
     gene_sets: Iterable[str | Path] = (),
-    min_barcode_overlap: float = 0.5,
+    min_barcode_overlap: float = 0.05,
+    warn_barcode_overlap: float = 0.5,
     design: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Open every input file's header; raise InputError listing every problem.
@@ -384,8 +390,10 @@ def check_inputs(
     gene_sets
         ``.gmt`` files of the signatures: compared with the feature names' species.
     min_barcode_overlap
-        Below this share of a sample's BCR barcodes found in its GEX a warning is written;
-        no barcode at all is an error.
+        Below this share of a sample's BCR barcodes found in its GEX, an error: files of
+        two libraries share barcodes only by chance (well under 1% of the 10x whitelist).
+    warn_barcode_overlap
+        Below this share, a warning row.
     design
         Warnings from :func:`cartrack.sheet.design_checks`, put first in the result.
 
@@ -418,9 +426,7 @@ def check_inputs(
             continue
         errors.extend(f"{where}: {p}" for p in gex.problems)
         if not gex.barcodes:
-            errors.append(
-                f"{where}: holds zero cells; remove the sample or give its filtered matrix"
-            )
+            errors.append(f"{where}: holds zero cells; remove the row or give the filtered matrix")
             continue
         dups = pd.Index(gex.barcodes)[pd.Index(gex.barcodes).duplicated()]
         if len(dups):
@@ -452,7 +458,9 @@ def check_inputs(
                     "the features",
                 )  # fmt: skip
         if row["bcr"]:
-            errors.extend(_check_bcr(sheet, sample, row, gex, warn, min_barcode_overlap))
+            errors.extend(
+                _check_bcr(sample, row, gex, warn, (min_barcode_overlap, warn_barcode_overlap))
+            )
     named = {k: v for k, v in species.items() if k in ("human", "mouse")}
     if len(named) > 1:
         errors.append(
@@ -474,7 +482,7 @@ def check_inputs(
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 
-def _check_bcr(sheet, sample, row, gex: GexHeader, warn, min_overlap: float) -> list[str]:
+def _check_bcr(sample, row, gex: GexHeader, warn, overlap: tuple[float, float]) -> list[str]:
     """Problems of one sample's V(D)J file (warnings go through `warn`)."""
     where = f"sample '{sample}', column 'bcr', file '{row['bcr']}'"
     try:
@@ -498,17 +506,18 @@ def _check_bcr(sheet, sample, row, gex: GexHeader, warn, min_overlap: float) -> 
         )  # fmt: skip
     shared = len(bcr.barcodes & set(gex.barcodes))
     share = shared / len(bcr.barcodes)
-    if shared == 0:
+    if share < overlap[0]:
         example_b, example_g = sorted(bcr.barcodes)[0], gex.barcodes[0]
         return [
-            f"{where}: none of its {len(bcr.barcodes)} barcodes (e.g. '{example_b}') is in the "
-            f"sample's GEX file (e.g. '{example_g}'): are both from the same library? Check "
-            "the sheet row and the barcode suffixes ('-1')"
+            f"{where}: only {shared} of its {len(bcr.barcodes)} barcodes (e.g. '{example_b}') "
+            f"are in the sample's GEX file (e.g. '{example_g}'), below "
+            f"checks.min_barcode_overlap ({overlap[0]}): are both from the same library? "
+            "Check the sheet row and the barcode suffixes ('-1')"
         ]
-    if share < min_overlap:
+    if share < overlap[1]:
         warn(
             "barcode_overlap", sample, "bcr", f"{share:.2f}",
             f"only {shared} of {len(bcr.barcodes)} BCR barcodes are GEX cells (below "
-            f"checks.min_barcode_overlap {min_overlap}): are both from the same library?",
+            f"checks.warn_barcode_overlap {overlap[1]}): are both from the same library?",
         )  # fmt: skip
     return []

@@ -31,5 +31,6 @@ rule check_inputs:
             for key in ("cd19_gene", "bcma_gene")
         },
         min_barcode_overlap=config["checks"]["min_barcode_overlap"],
+        warn_barcode_overlap=config["checks"]["warn_barcode_overlap"],
     script:
         "../../scripts/check_inputs.py"
