@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from cartrack.design import InputError
+from cartrack.sheet import shown_path
 
 #: Columns of design_checks.tsv.
 CHECK_COLUMNS = ["check", "severity", "sample", "patient", "column", "value", "message"]
@@ -497,11 +498,17 @@ def _check_bcr(sample, row, gex: GexHeader, warn, overlap: tuple[float, float]) 
             "IGH/IGK/IGL): is it the TCR file? Put the B-cell V(D)J file in 'bcr'"
         ]
     if not bcr.barcodes:
-        warn("bcr_empty", sample, "bcr", row["bcr"], "no contigs: the sample gets zero BCR cells")
+        warn(
+            "bcr_empty",
+            sample,
+            "bcr",
+            shown_path(row["bcr"]),
+            "no contigs (B-cell aplasia?): the sample gets zero BCR cells",
+        )
         return []
     if ig and bcr.n_productive == 0:
         warn(
-            "bcr_non_productive", sample, "bcr", row["bcr"],
+            "bcr_non_productive", sample, "bcr", shown_path(row["bcr"]),
             "no productive contig: with bcr.productive_only the sample gets zero BCR cells",
         )  # fmt: skip
     shared = len(bcr.barcodes & set(gex.barcodes))

@@ -6,6 +6,7 @@ once, before any job starts.
 
 import io
 import logging
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -165,6 +166,13 @@ def load_sheet(path: str | Path, *, exists: Callable[[Path], bool] | None = None
     return validate_sheet(read_sheet(path), sheet_path=path, exists=exists)
 
 
+def shown_path(path: str) -> str:
+    """A path for tables: relative to the working folder when inside it, so that two runs
+    in different folders write the same table."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def require_column(sheet: pd.DataFrame, column: str, *, config_key: str) -> None:
     """Refuse a config value that names a sheet column the sheet does not have."""
     if column not in sheet.columns:
@@ -228,7 +236,8 @@ def design_checks(sheet: pd.DataFrame, *, post_min_day: int) -> pd.DataFrame:
         for path, group in sheet[sheet[col] != ""].groupby(col):
             if len(group) > 1:
                 warn(
-                    "same_file_twice", group.index[1], group["patient"].iloc[1], col, path,
+                    "same_file_twice", group.index[1], group["patient"].iloc[1], col,
+                    shown_path(path),
                     f"samples {', '.join(group.index)} name the same {col} file: their cells "
                     "would be counted twice unless the file holds several samples in a "
                     "'sample' column",
