@@ -20,11 +20,17 @@ from workflow_helpers import REPO, SNAKEMAKE, make_tiny_project, run_snakemake
 pytestmark = pytest.mark.workflow
 
 TARGETS = ("results/tables/qc.tsv", "results/tables/design_checks.tsv")
-CELLS = 120
+SAMPLES = ("P01_PB_baseline", "P01_PB_D28", "P01_PB_M6")
+CELLS = 80
 
 
 def new_project(folder: Path) -> Path:
-    return make_tiny_project(folder, patients=("P01",), cells=CELLS)
+    """Three blood samples of one demo patient, 80 cells each."""
+    workdir = make_tiny_project(folder, patients=("P01",), cells=CELLS)
+    sheet = workdir / "config" / "samples.tsv"
+    header, *rows = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([header, *(r for r in rows if r.split("\t")[0] in SAMPLES)]) + "\n")
+    return workdir
 
 
 def tables(workdir: Path) -> dict[str, bytes]:
@@ -56,8 +62,8 @@ def test_two_runs_from_scratch_are_identical(reference, tmp_path):
     again = new_project(tmp_path)
     run_snakemake(again, "--cores", "2", *TARGETS)
     expected = tables(reference)
-    assert len(expected) == 2 + 3 * 8
     assert tables(again) == expected
+    assert len(expected) == 2 + 2 * len(SAMPLES)
 
 
 def test_sigkill_mid_job_then_rerun_is_identical(reference, tmp_path):
@@ -73,7 +79,7 @@ def test_sigkill_mid_job_then_rerun_is_identical(reference, tmp_path):
     )
     qc_logs = workdir / "logs" / "gex_qc"
     deadline = time.time() + 300
-    while time.time() < deadline and not (qc_logs.is_dir() and len(list(qc_logs.iterdir())) >= 2):
+    while time.time() < deadline and not (qc_logs.is_dir() and any(qc_logs.iterdir())):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # snakemake and its running job, mid-job
     proc.wait()

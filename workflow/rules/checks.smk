@@ -3,6 +3,11 @@
 # Library: scripts/cartrack/checks.py (files) and scripts/cartrack/sheet.py (design).
 
 
+# on the head node under SLURM too: no queue wait before bad input is found
+localrules:
+    check_inputs,
+
+
 rule check_inputs:
     """Open every gex and bcr file's header; write the design warnings table."""
     input:
