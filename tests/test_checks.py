@@ -65,3 +65,28 @@ def test_yaml_syntax_names_file_line_column(tmp_path, text, where):
 def test_valid_yaml_passes(tmp_path):
     (tmp_path / "ok.yaml").write_text("a: {b: 1}\n")
     check_yaml_syntax(tmp_path / "ok.yaml")
+
+
+@pytest.mark.parametrize(
+    ("scale", "with_counts_layer", "counts"),
+    [(1, False, True), (0.5, False, False), (0.5, True, True)],
+    ids=["raw X", "normalised X", "normalised X + counts layer"],
+)
+def test_h5ad_counts_told_from_a_sample_of_values(tmp_path, scale, with_counts_layer, counts):
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from cartrack.checks import gex_header
+
+    raw = np.random.default_rng(0).poisson(2, size=(50, 30)).astype(np.float32)
+    adata = ad.AnnData(
+        X=raw * scale,
+        obs=pd.DataFrame(index=[f"AAAC{i:04d}-1" for i in range(50)]),
+        var=pd.DataFrame(index=[f"GENE{i}" for i in range(30)]),
+    )
+    if with_counts_layer:
+        adata.layers["counts"] = raw
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    header = gex_header(tmp_path / "x.h5ad")
+    assert (len(header.barcodes), len(header.features), header.counts) == (50, 30, counts)

@@ -193,7 +193,8 @@ def _gex_h5ad(path: Path) -> GexHeader:
 
     def values(node) -> np.ndarray:
         ds = node["data"] if isinstance(node, h5py.Group) else node
-        return np.asarray(ds[: min(ds.shape[0], _SAMPLE_VALUES)]).ravel()
+        per_row = int(np.prod(ds.shape[1:]))  # dense X: whole rows, about _SAMPLE_VALUES
+        return np.asarray(ds[: max(1, _SAMPLE_VALUES // max(per_row, 1))]).ravel()
 
     def index(group) -> list[str]:
         key = group.attrs.get("_index", "_index")
