@@ -331,6 +331,16 @@ SHEET_CASES = [
         ("value '$(touch PWNED).csv': file not found",),
     ),  # fmt: skip
     Case(
+        "values past the header",
+        lambda wd, real: write_sheet(wd, [S1 + "\textra", S2]),
+        ("row 2 has 7 fields, the header 6 (extra value 'extra')", "add the column's name"),
+    ),
+    Case(
+        "a column twice",
+        lambda wd, real: write_sheet(wd, [S1 + "\t", S2 + "\t"], HEADER.replace("bcr", "bcr\tday")),
+        ("column(s) ['day'] appear twice; keep one",),
+    ),
+    Case(
         "values in a nameless column",
         lambda wd, real: write_sheet(wd, [S1 + "\textra", S2 + "\t"], HEADER.rstrip("\n") + "\t\n"),
         ("a column without a name holds values (e.g. 'extra')", "name it or remove it"),
@@ -612,7 +622,16 @@ def test_warned_in_design_checks(project, real, case):
 
 @pytest.mark.parametrize(
     "variant",
-    ["bom", "crlf", "trailing tabs", "extra column", "R NA in bcr", "# in a path"],
+    [
+        "bom",
+        "crlf",
+        "trailing tabs",
+        "trailing tabs in rows only",
+        "extra column",
+        "R NA in bcr",
+        "# in a path",
+        "blank lines",
+    ],  # fmt: skip
 )
 def test_harmless_variants_read_like_the_plain_sheet(project, real, variant):
     plain = load_sheet(project / "config" / "samples.tsv")
@@ -623,6 +642,11 @@ def test_harmless_variants_read_like_the_plain_sheet(project, real, variant):
         data = text.replace("\n", "\r\n").encode()
     elif variant == "trailing tabs":
         data = text.replace("\n", "\t\t\n").encode()
+    elif variant == "trailing tabs in rows only":
+        header, body = text.split("\n", 1)
+        data = (header + "\n" + body.replace("\n", "\t\t\n")).encode()
+    elif variant == "blank lines":
+        data = text.replace("\n", "\n\n").encode()
     elif variant == "extra column":
         data = (
             text.replace("bcr\n", "bcr\tnotes\n").replace(".csv.gz\n", ".csv.gz\tfine\n").encode()

@@ -160,8 +160,9 @@ class GexHeader:
 
 
 def _h5_strings(ds) -> list[str]:
-    values = ds[:]
-    return (values.astype(str) if values.dtype.kind == "S" else values.astype(object)).tolist()
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return ds.asstr()[:].tolist()
+    return ds[:].astype(str).tolist()
 
 
 def _gex_h5(path: Path) -> GexHeader:

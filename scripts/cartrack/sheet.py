@@ -4,7 +4,7 @@ Every problem is reported with the sheet's row number, the column and the value,
 once, before any job starts.
 """
 
-import io
+import csv
 import logging
 import os
 import re
@@ -25,6 +25,38 @@ SAMPLE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 BASELINE_LABEL = re.compile(r"baseline|screen|^pre", re.IGNORECASE)
 BCR_SUFFIXES = (".csv", ".csv.gz", ".json", ".tsv", ".tsv.gz")
 NA_STRINGS = ("NA", "N/A", "NaN", "nan", "NULL")  # what R and spreadsheets write for blank
+
+
+def _table(text: str, path: Path) -> pd.DataFrame:
+    """Tab-separated text as a table of strings; blank lines skipped, and fields past the
+    header (trailing tabs) dropped when empty, refused when not."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = list(csv.reader(lines, delimiter="\t"))
+    header = [h.strip() for h in rows[0]]
+    named = [h for h in header if h]
+    if len(set(named)) < len(named):
+        dups = sorted({h for h in named if named.count(h) > 1})
+        raise InputError(f"sample sheet '{path}': column(s) {dups} appear twice; keep one")
+    width = len(header)
+    for n, row in enumerate(rows[1:], start=2):
+        beyond = [v for v in row[width:] if v.strip()]
+        if beyond:
+            raise InputError(
+                f"sample sheet '{path}': row {n} has {len(row)} fields, the header {width} "
+                f"(extra value '{beyond[0]}'): add the column's name to the header or remove it"
+            )
+        row[:] = (row + [""] * width)[:width]
+    for i in [i for i, h in enumerate(header) if not h]:  # trailing tabs in the header
+        values = [r[i] for r in rows[1:] if r[i].strip()]
+        if values:
+            raise InputError(
+                f"sample sheet '{path}': a column without a name holds values (e.g. "
+                f"'{values[0]}'); name it or remove it"
+            )
+    keep = [i for i, h in enumerate(header) if h]
+    return pd.DataFrame(
+        [[r[i] for i in keep] for r in rows[1:]], columns=[header[i] for i in keep], dtype=str
+    )
 
 
 def read_sheet(path: str | Path) -> pd.DataFrame:
@@ -52,10 +84,7 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
         raise InputError(
             f"sample sheet '{path}' is empty: give a header row and one row per sample"
         )
-    sheet = pd.read_csv(
-        io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, skip_blank_lines=True
-    )
-    sheet.columns = sheet.columns.str.strip()
+    sheet = _table(text, path)
     missing = [c for c in REQUIRED if c not in sheet.columns]
     if missing:
         hint = (
@@ -75,17 +104,10 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
         if col not in sheet.columns:
             sheet[col] = ""
     sheet = sheet.apply(lambda c: c.str.strip())
-    unnamed = [c for c in sheet.columns if c.startswith("Unnamed:") or not c]
-    extra = [c for c in sheet.columns if c not in REQUIRED + OPTIONAL and c not in unnamed]
+    extra = [c for c in sheet.columns if c not in REQUIRED + OPTIONAL]
     if extra:
         log.warning("sample sheet '%s': column(s) %s are not used and left out", path, extra)
-    for col in unnamed:  # trailing tabs make nameless columns; refuse only if they hold data
-        if (sheet[col] != "").any():
-            raise InputError(
-                f"sample sheet '{path}': a column without a name holds values (e.g. "
-                f"'{sheet.loc[sheet[col] != '', col].iloc[0]}'); name it or remove it"
-            )
-    sheet = sheet.drop(columns=unnamed + extra)
+    sheet = sheet.drop(columns=extra)
     for col in OPTIONAL:
         sheet.loc[sheet[col].isin(NA_STRINGS), col] = ""
     return sheet
