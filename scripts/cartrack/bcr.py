@@ -351,7 +351,7 @@ def _check_complete(table: pd.DataFrame, path: Path) -> None:
         )
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt") as fh:
-        lines = fh.read().splitlines()
+        lines = [line for line in fh.read().splitlines() if line.strip()]
     sep = "\t" if len(table.columns) > 1 and "\t" in lines[0] else ","
     if len(lines) > 1:
         n_fields = len(next(csv.reader([lines[-1]], delimiter=sep)))

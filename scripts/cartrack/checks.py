@@ -297,6 +297,8 @@ def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[dict]]:
         raise _Bad("is empty")
     rows = []
     for n, fields in enumerate(reader, start=2):
+        if not fields:  # a blank line
+            continue
         if len(fields) != len(header):
             cut = n == text.count("\n") + (0 if text.endswith("\n") else 1)
             what = "the file is cut off there; copy it again" if cut else "fix that row"
