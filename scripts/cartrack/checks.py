@@ -375,117 +375,127 @@ def _gmt_genes(paths: Iterable[str | Path]) -> set[str]:
     return genes
 
 
-def check_inputs(
-    sheet: pd.DataFrame,
+def _row(check: str, severity: str, sample: str, patient: str, column: str, value, message):
+    values = [check, severity, sample, patient, column, str(value), message]
+    return dict(zip(CHECK_COLUMNS, values, strict=True))
+
+
+def check_sample(
+    sample: str,
+    row: pd.Series,
     *,
     genes: dict[str, str],
     gene_sets: Iterable[str | Path] = (),
     min_barcode_overlap: float = 0.05,
     warn_barcode_overlap: float = 0.5,
-    design: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Open every input file's header; raise InputError listing every problem.
+    """Open one sample's gex and bcr headers; raise InputError listing its problems.
 
     Parameters
     ----------
-    sheet
-        The validated sample sheet (indexed by sample, resolved paths).
+    sample, row
+        The sample id and its row of the validated sheet (``patient``, ``gex``, ``bcr``).
     genes
         Config key -> gene name that must be a feature (``tracking.cd19_gene`` ...); one
-        missing in a sample is a warning (its double-positive calls are all false).
+        missing is a warning (the sample's double-positive calls are all false).
     gene_sets
         ``.gmt`` files of the signatures: compared with the feature names' species.
     min_barcode_overlap
-        Below this share of a sample's BCR barcodes found in its GEX, an error: files of
-        two libraries share barcodes only by chance (well under 1% of the 10x whitelist).
+        Below this share of the BCR barcodes found in the GEX, an error: files of two
+        libraries share barcodes only by chance (well under 1% of the 10x whitelist).
     warn_barcode_overlap
-        Below this share, a warning row.
-    design
-        Warnings from :func:`cartrack.sheet.design_checks`, put first in the result.
+        Below this share, a warning.
 
     Returns
     -------
-    The warnings as a ``design_checks.tsv`` table (columns :data:`CHECK_COLUMNS`).
+    Rows of ``design_checks.tsv`` (columns :data:`CHECK_COLUMNS`): the warnings, and one
+    ``species`` row of severity ``info`` that :func:`check_cohort` compares across samples.
     """
     errors: list[str] = []
-    rows = [] if design is None else design.to_dict("records")
+    rows: list[dict] = []
 
     def warn(check: str, sample: str, column: str, value: str, message: str) -> None:
-        patient = sheet.at[sample, "patient"]
-        rows.append(
-            dict(
-                zip(
-                    CHECK_COLUMNS,
-                    [check, "warning", sample, patient, column, value, message],
-                    strict=True,
-                )
-            )
-        )
+        rows.append(_row(check, "warning", sample, row["patient"], column, value, message))
 
-    species: dict[str, list[str]] = {}
-    for sample, row in sheet.iterrows():
-        where = f"sample '{sample}', column 'gex', file '{row['gex']}'"
-        try:
-            gex = gex_header(row["gex"])
-        except _Bad as bad:
-            errors.append(f"{where}: {bad}")
-            continue
-        errors.extend(f"{where}: {p}" for p in gex.problems)
-        if not gex.barcodes:
-            errors.append(f"{where}: holds zero cells; remove the row or give the filtered matrix")
-            continue
-        dups = pd.Index(gex.barcodes)[pd.Index(gex.barcodes).duplicated()]
-        if len(dups):
-            errors.append(
-                f"{where}: {len(dups)} duplicated barcodes (e.g. '{dups[0]}'); give one "
-                "sample's filtered matrix per sheet row"
-            )
-        if not gex.counts:
-            errors.append(
-                f"{where}: the matrix holds non-integer or negative values (normalised "
-                "data?); give raw counts (Cell Ranger's filtered matrix, or an .h5ad with "
-                "layers['counts'])"
-            )
-        kind = _species(gex.features)
-        species.setdefault(kind, []).append(str(sample))
-        if kind == "ensembl":
-            errors.append(
-                f"{where}: feature names are Ensembl ids (e.g. '{gex.features[0]}'), so no "
-                "marker or gene set matches; give gene symbols (Cell Ranger features.tsv "
-                "column 2, or var_names of symbols in an .h5ad)"
-            )
-        exact = set(gex.features)
-        for key, gene in genes.items():
-            if gene and gene not in exact and gene.upper() not in {f.upper() for f in exact}:
-                warn(
-                    "gene_missing", sample, "gex", gene,
-                    f"config {key} '{gene}' is not a feature of this sample: its "
-                    "double-positive calls will all be false; set the gene's name as in "
-                    "the features",
-                )  # fmt: skip
-        if row["bcr"]:
-            errors.extend(
-                _check_bcr(sample, row, gex, warn, (min_barcode_overlap, warn_barcode_overlap))
-            )
-    named = {k: v for k, v in species.items() if k in ("human", "mouse")}
-    if len(named) > 1:
+    where = f"sample '{sample}', column 'gex', file '{row['gex']}'"
+    try:
+        gex = gex_header(row["gex"])
+    except _Bad as bad:
+        raise InputError(f"{where}: {bad}") from None
+    errors.extend(f"{where}: {p}" for p in gex.problems)
+    if not gex.barcodes:
+        raise InputError(f"{where}: holds zero cells; remove the row or give the filtered matrix")
+    dups = pd.Index(gex.barcodes)[pd.Index(gex.barcodes).duplicated()]
+    if len(dups):
         errors.append(
-            "samples of two species in one cohort: human-style symbols in "
-            f"{', '.join(named['human'][:5])}, mouse-style in {', '.join(named['mouse'][:5])}; "
-            "analyse each species with its own sheet"
+            f"{where}: {len(dups)} duplicated barcodes (e.g. '{dups[0]}'); give one "
+            "sample's filtered matrix per sheet row"
         )
-    set_genes = _gmt_genes(gene_sets)
-    if "mouse" in named and set_genes and _species(sorted(set_genes)) == "human":
-        for sample in named["mouse"]:
+    if not gex.counts:
+        errors.append(
+            f"{where}: the matrix holds non-integer or negative values (normalised "
+            "data?); give raw counts (Cell Ranger's filtered matrix, or an .h5ad with "
+            "layers['counts'])"
+        )
+    kind = _species(gex.features)
+    if kind == "ensembl":
+        errors.append(
+            f"{where}: feature names are Ensembl ids (e.g. '{gex.features[0]}'), so no "
+            "marker or gene set matches; give gene symbols (Cell Ranger features.tsv "
+            "column 2, or var_names of symbols in an .h5ad)"
+        )
+    exact = set(gex.features)
+    for key, gene in genes.items():
+        if gene and gene not in exact and gene.upper() not in {f.upper() for f in exact}:
             warn(
-                "species_gene_sets", sample, "gex", "mouse symbols",
-                "mouse gene symbols, but the signature gene sets are human: they match only "
-                "case-insensitively, through orthologues with the same name; give mouse sets "
-                "in signatures.gmt / signatures.extra_gmt for a mouse study",
+                "gene_missing", sample, "gex", gene,
+                f"config {key} '{gene}' is not a feature of this sample: its "
+                "double-positive calls will all be false; set the gene's name as in "
+                "the features",
             )  # fmt: skip
+    set_genes = _gmt_genes(gene_sets)
+    if kind == "mouse" and set_genes and _species(sorted(set_genes)) == "human":
+        warn(
+            "species_gene_sets", sample, "gex", "mouse symbols",
+            "mouse gene symbols, but the signature gene sets are human: they match only "
+            "case-insensitively, through orthologues with the same name; give mouse sets "
+            "in signatures.gmt / signatures.extra_gmt for a mouse study",
+        )  # fmt: skip
+    if row["bcr"]:
+        overlap = (min_barcode_overlap, warn_barcode_overlap)
+        errors.extend(_check_bcr(sample, row, gex, warn, overlap))
+    if errors:
+        raise InputError("\n  ".join(errors))
+    rows.append(_row("species", "info", sample, row["patient"], "gex", kind, "feature names"))
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def check_cohort(samples: Iterable[pd.DataFrame], *, design: pd.DataFrame) -> pd.DataFrame:
+    """``design_checks.tsv``: the design warnings and every sample's; refuses a cohort
+    that mixes human and mouse samples."""
+    table = pd.concat([design, *samples], ignore_index=True)
+    species = table[table["check"] == "species"].groupby("value")["sample"].agg(list)
+    if {"human", "mouse"} <= set(species.index):
+        raise InputError(
+            "samples of two species in one cohort: human-style symbols in "
+            f"{', '.join(species['human'][:5])}, mouse-style in "
+            f"{', '.join(species['mouse'][:5])}; analyse each species with its own sheet"
+        )
+    return table[table["severity"] != "info"].reset_index(drop=True)
+
+
+def check_inputs(sheet: pd.DataFrame, *, design: pd.DataFrame, **options) -> pd.DataFrame:
+    """:func:`check_sample` on every sample, then :func:`check_cohort`, every problem at
+    once: what rules ``check_sample`` and ``check_inputs`` do, in one call."""
+    errors, tables = [], []
+    for sample, row in sheet.iterrows():
+        try:
+            tables.append(check_sample(str(sample), row, **options))
+        except InputError as error:
+            errors.append(str(error))
     if errors:
         raise InputError(f"input files have {len(errors)} problem(s):\n  " + "\n  ".join(errors))
-    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+    return check_cohort(tables, design=design)
 
 
 def _check_bcr(sample, row, gex: GexHeader, warn, overlap: tuple[float, float]) -> list[str]:

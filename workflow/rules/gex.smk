@@ -2,8 +2,7 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
-        # inputs checked first; ancient: a rewritten table never reruns the samples
-        checked=ancient("results/tables/design_checks.tsv"),
+        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
