@@ -5,11 +5,12 @@
   key the schema does not know is refused with the closest valid key (``difflib``, as
   Python's own "did you mean" suggestions); ``.nan``/``.inf`` values are refused because
   every comparison with NaN is false, so a NaN threshold silently turns its filter off.
-- :func:`check_inputs` is the cheap rule ``check_inputs``: it opens every input file's
-  header (never a whole matrix), so a cohort of 100 samples fails in seconds. It refuses
-  unreadable, truncated or empty files, non-count matrices, duplicated barcodes,
-  Ensembl-only features, mixed species, TCR files in the ``bcr`` column and BCR files that
-  share no barcode with their sample's GEX; what is odd but usable becomes a warning row of
+- :func:`check_sample` is the cheap rule ``check_sample``: it opens one sample's input
+  headers (never a whole matrix; about 0.1 s a sample), and refuses unreadable, truncated
+  or empty files, non-count matrices, duplicated barcodes, Ensembl-only features, TCR files
+  in the ``bcr`` column and BCR files that share (almost) no barcode with their sample's
+  GEX; what is odd but usable becomes a warning row. :func:`check_cohort` (rule
+  ``check_inputs``) adds the design warnings and refuses mixed species:
   ``design_checks.tsv``.
 """
 
