@@ -7,7 +7,10 @@ from cartrack.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 params = dict(snakemake.params.integration)
-adata = merge_samples([ad.read_h5ad(p) for p in snakemake.input.h5ads], snakemake.params.sheet)
+samples = [ad.read_h5ad(p) for p in snakemake.input.h5ads]
+# samples that QC emptied (qc.on_empty_sample: drop) must not narrow the shared genes
+samples = [a for a in samples if a.n_obs > 0]
+adata = merge_samples(samples, snakemake.params.sheet)
 normalise(adata, target_sum=params.pop("target_sum"))
 embed(adata, seed=snakemake.params.seed, **params)
 adata.write_h5ad(snakemake.output.h5ad, compression="gzip")

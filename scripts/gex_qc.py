@@ -10,17 +10,19 @@ import scanpy as sc
 from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import InputError
 from cartrack.io import read_gex
-from cartrack.logs import setup_logging
+from cartrack.logs import exit_on_input_error, setup_logging
 from cartrack.qc import run_qc
 from cartrack.tables import write_tsv
 
 setup_logging(snakemake.log[0])
 sample = snakemake.wildcards.sample
-gex, prot = read_gex(snakemake.input.gex, sample=sample)
-try:
-    kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
-except InputError as error:
-    raise InputError(f"sample '{sample}': gex file '{snakemake.input.gex}': {error}") from None
+with exit_on_input_error(snakemake.log[0]):
+    gex, prot = read_gex(snakemake.input.gex, sample=sample)
+    try:
+        kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
+    except InputError as error:
+        where = f"sample '{sample}': gex file '{snakemake.input.gex}'"
+        raise InputError(f"{where}: {error}") from None
 if prot is not None:
     kept.obsm["prot_counts"] = prot[kept.obs_names].to_df()
 ann = snakemake.params.annotation

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cartrack.design import InputError
-from cartrack.sheet import load_sheet
+from cartrack.sheet import design_checks, load_sheet
 
 HEADER = "sample\tpatient\tday\ttissue\tgex\tbcr\ttimepoint\tbatch\n"
 
@@ -77,9 +77,11 @@ def test_missing_required_column(files):
 
 
 def test_missing_baseline_is_a_warning(files, caplog):
+    sheet = load_sheet(write(files, ["S1\tP1\t14\tPB\ta.h5\t\t\t"]))
     with caplog.at_level(logging.WARNING):
-        load_sheet(write(files, ["S1\tP1\t14\tPB\ta.h5\t\t\t"]))
+        checks = design_checks(sheet, post_min_day=28)
     assert "patient 'P1' has no baseline sample" in caplog.text
+    assert "no_baseline" in set(checks["check"])
 
 
 def test_files_made_by_a_rule_need_not_exist(files):
@@ -95,3 +97,27 @@ def test_shipped_demo_sheet_is_valid(repo):
     assert sheet["patient"].nunique() == 4
     assert set(sheet["tissue"]) == {"PB", "BM"}
     assert (sheet.groupby("patient")["day"].min() <= 0).all()
+
+
+def test_demo_sheet_has_no_design_warnings(repo):
+    """Null case of the design checks: the trial-like demo design raises none."""
+    sheet = load_sheet(repo / "config" / "samples.tsv", exists=lambda p: True)
+    assert design_checks(sheet, post_min_day=28).empty
+
+
+def test_design_warnings_name_sample_column_value(files):
+    sheet = load_sheet(
+        write(
+            files,
+            ["S1\tP1\t-3\tPB\ta.h5\t\tbaseline\t", "S2\tP1\t3\tPB\ta.h5\t\tbaseline\t"],
+        )
+    )
+    checks = design_checks(sheet, post_min_day=28).set_index("check")
+    assert set(checks.index) == {
+        "no_post_sample",
+        "baseline_after_infusion",
+        "timepoint_collision",
+        "same_file_twice",
+    }
+    row = checks.loc["baseline_after_infusion"]
+    assert (row["sample"], row["column"], row["value"]) == ("S2", "timepoint", "baseline")

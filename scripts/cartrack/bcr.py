@@ -40,6 +40,8 @@ Cells are named with :func:`cartrack.io.cell_names` (``f"{sample}_{barcode}"``),
 the gene-expression cells, so equal barcodes of different samples never merge.
 """
 
+import csv
+import gzip
 import json
 import logging
 import re
@@ -339,6 +341,27 @@ def _select_sample(table: pd.DataFrame, *, sample: str, path: Path) -> pd.DataFr
     )
 
 
+def _check_complete(table: pd.DataFrame, path: Path) -> None:
+    """Ingest checks: a comma-separated Cell Ranger table named ``.tsv`` (it reads as one
+    AIRR column), and a table cut off mid-row (pandas fills the missing fields with NaN)."""
+    if len(table.columns) == 1 and set(_10X_CSV_COLUMNS) <= set(str(table.columns[0]).split(",")):
+        raise InputError(
+            f"BCR file {path}: a comma-separated Cell Ranger contig table named .tsv (AIRR "
+            "tables are tab-separated): rename it to .csv"
+        )
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        lines = [line for line in fh.read().splitlines() if line.strip()]
+    sep = "\t" if len(table.columns) > 1 and "\t" in lines[0] else ","
+    if len(lines) > 1:
+        n_fields = len(next(csv.reader([lines[-1]], delimiter=sep)))
+        if n_fields < len(table.columns):
+            raise InputError(
+                f"BCR file {path}: its last line ({len(lines)}) has {n_fields} of "
+                f"{len(table.columns)} fields: the file is cut off; copy it again"
+            )
+
+
 def _pre_read(
     path: Path, fmt: Format, *, sample: str, productive_only: bool
 ) -> tuple[pd.DataFrame, bool]:
@@ -366,8 +389,9 @@ def _pre_read(
             table = pd.read_csv(path, compression="infer")
         else:
             table = _read_airr_table(path)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
+    except (OSError, ValueError, UnicodeDecodeError, EOFError) as err:
         raise InputError(f"BCR file {path}: not readable ({err})") from err
+    _check_complete(table, path)
     if fmt == "10x_csv":
         missing = [c for c in _10X_CSV_COLUMNS if c not in table.columns]
         if missing:

@@ -261,6 +261,10 @@ def _read_mtx_staged(files: _MtxFiles, *, cr3: bool) -> ad.AnnData:
 
 def _read_mtx_folder(files: _MtxFiles) -> ad.AnnData:
     """Read an MTX folder with scanpy, staging it first if its layout is non-standard."""
+    opener = gzip.open if _is_gzip(files.barcodes) else open
+    with opener(files.barcodes, "rt") as fh:
+        if not fh.readline().strip():  # scanpy would raise pandas' EmptyDataError
+            raise _FormatError(f"holds zero cells ('{files.barcodes.name}' is empty)")
     cr3 = _n_feature_columns(files.features) >= 3
     names = (files.matrix.name, files.features.name, files.barcodes.name)
     p = files.prefix
@@ -434,6 +438,8 @@ def read_gex(path: str | Path, *, sample: str) -> tuple[ad.AnnData, ad.AnnData |
                     raise _FormatError(str(reason))
                 try:
                     raw = _read_mtx_folder(files)
+                except _FormatError:
+                    raise
                 except Exception as e:
                     where_mtx = files.matrix.parent
                     raise _FormatError(

@@ -3,6 +3,10 @@
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cartrack.design import InputError
 
 
 def setup_logging(path: str) -> None:
@@ -22,3 +26,18 @@ def setup_logging(path: str) -> None:
         sys.__excepthook__(kind, value, tb)
 
     sys.excepthook = excepthook
+
+
+@contextmanager
+def exit_on_input_error(path: str) -> Iterator[None]:
+    """Bad input ends the job with its message and the log path, without a traceback.
+
+    Snakemake then shows the message once (with ``show-failed-logs``, the log as well);
+    every other exception keeps its traceback, since it is a bug to report.
+    """
+    try:
+        yield
+    except InputError as error:
+        logging.getLogger("cartrack").error("%s", error)
+        sys.stderr.write(f"\nInputError: {error}\n(log: {path})\n")
+        sys.exit(1)

@@ -192,10 +192,15 @@ def run_qc(
     max_doublet_rate_factor: float = 2.0,
     doublet_n_pcs: int = 15,
     min_cells_for_doublets: int = 100,
+    on_empty_sample: str = "error",
     seed: int = 0,
 ) -> tuple[ad.AnnData, dict]:
     """QC one sample: return the kept cells and the summary row (all cells keep their flags
-    in `adata.obs`)."""
+    in `adata.obs`).
+
+    When QC removes every cell, `on_empty_sample` ``"error"`` raises InputError with the
+    sample's QC medians; ``"drop"`` returns zero cells and ``status`` ``dropped`` in the
+    summary (otherwise ``passed``)."""
     add_qc_metrics(adata, exclude_ig_from_top_genes=exclude_ig_from_top_genes)
     thresholds = flag_low_quality(
         adata, nmads=nmads, nmads_mito=nmads_mito, max_pct_mito=max_pct_mito, min_genes=min_genes
@@ -212,15 +217,23 @@ def run_qc(
     )
     summary = qc_summary(adata, thresholds)
     keep = ~(adata.obs["low_quality"] | adata.obs["doublet"]).to_numpy()
+    summary["status"] = "passed"
     if not keep.any():
         obs = adata.obs
-        raise InputError(
+        reason = (
             f"QC removed all {adata.n_obs} cells: median {obs['n_genes_by_counts'].median():.0f} "
             f"genes and {obs['total_counts'].median():.0f} counts per cell (qc.min_genes is "
             f"{min_genes}), median {obs['pct_counts_mt'].median():.1f}% mitochondrial "
-            f"(qc.max_pct_mito is {max_pct_mito}). Is this a filtered matrix of whole "
-            "transcriptomes? Lower the qc thresholds in your config if it is."
+            f"(qc.max_pct_mito is {max_pct_mito})"
         )
+        if on_empty_sample != "drop":
+            raise InputError(
+                f"{reason}. Is this a filtered matrix of whole transcriptomes? Lower the qc "
+                "thresholds in your config if it is, or set qc.on_empty_sample: drop to "
+                "leave such samples out."
+            )
+        log.warning("%s: sample dropped (qc.on_empty_sample: drop)", reason)
+        summary["status"] = "dropped"
     log.info(
         "QC: %d cells in, %d low quality, %d doublets, %d kept",
         adata.n_obs,

@@ -6,6 +6,7 @@ rule bcr_read:
     """Read one sample's V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
     input:
         bcr=lambda wc: local(SHEET.loc[wc.sample, "bcr"]),
+        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
     output:
         h5ad="results/bcr/read/{sample}.h5ad",
     log:

@@ -4,14 +4,38 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 REPO = Path(workflow.basedir).parent
 sys.path.insert(0, str(REPO / "scripts"))
-from cartrack.io import InputError  # noqa: E402
-from cartrack.sheet import load_sheet  # noqa: E402
+from cartrack.checks import check_config, check_yaml_syntax  # noqa: E402
+from cartrack.design import InputError  # noqa: E402
+from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
+DEFAULT_CONFIG = "config/config.yaml"
+# Snakemake's own message for a YAML syntax error names neither file nor line: check first.
+# (Files given with --configfile are read before this code runs; see README, "Errors".)
+try:
+    if Path(DEFAULT_CONFIG).is_file():
+        check_yaml_syntax(DEFAULT_CONFIG)
+except InputError as error:
+    raise WorkflowError(str(error)) from None
+
+
+configfile: DEFAULT_CONFIG
+
+
+CONFIG_SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+try:
+    check_config(
+        config,
+        yaml.safe_load(CONFIG_SCHEMA.read_text()),
+        files=[*workflow.configfiles, *(workflow.overwrite_configfiles or [])],
+    )
+except InputError as error:
+    raise WorkflowError(str(error)) from None
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -35,9 +59,13 @@ def is_demo(path):
 
 try:
     SHEET = load_sheet(config["samples"], exists=is_demo)
+    require_column(
+        SHEET, config["integration"]["batch_key"], config_key="integration.batch_key"
+    )
 except InputError as error:
     raise WorkflowError(str(error)) from None
 validate(SHEET.reset_index(drop=True), schema="../schemas/samples.schema.yaml")
+DESIGN_CHECKS = design_checks(SHEET, post_min_day=config["tracking"]["post_min_day"])
 
 SAMPLES = SHEET.index.tolist()
 
@@ -76,6 +104,7 @@ def runtime(minutes):
 
 def all_outputs():
     tables = [
+        "design_checks",
         "qc",
         "cell_types",
         "b_cells",
