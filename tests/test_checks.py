@@ -21,10 +21,21 @@ def objects(node, path="config"):
             yield from objects(child, f"{path}.{key}")
 
 
+def is_typed_map(node) -> bool:
+    """An object whose keys are user-chosen names (no fixed properties) but whose values
+    are checked against a schema, such as `tracking.compartments`."""
+    return isinstance(node.get("additionalProperties"), dict) and not node.get("properties")
+
+
 def test_every_object_refuses_unknown_keys(schema):
     found = list(objects(schema))
     assert len(found) >= 10
-    assert [p for p, node in found if node.get("additionalProperties") is not False] == []
+    open_objects = [
+        p
+        for p, node in found
+        if node.get("additionalProperties") is not False and not is_typed_map(node)
+    ]
+    assert open_objects == []
 
 
 def test_shipped_config_passes(repo, schema):

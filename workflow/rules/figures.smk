@@ -316,7 +316,7 @@ rule figures_diversity:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000),
+        mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
         figures=FIGURE_CONFIG,
