@@ -62,6 +62,11 @@ def bcr_samples():
     return SHEET.index[SHEET["bcr"] != ""].tolist()
 
 
+def tcr_samples():
+    """Samples with a T-cell V(D)J file."""
+    return SHEET.index[SHEET["tcr"] != ""].tolist()
+
+
 def mem_mb(base, per_input_mb=0):
     """Memory request growing with input size and with the attempt number (retries)."""
     return lambda wildcards, input, attempt: int(
@@ -86,6 +91,8 @@ def all_outputs():
         "signatures",
         "signature_changes",
         "gsea",
+        "car_t",
+        "car_t_clones",
     ]
     return [f"results/tables/{t}.tsv" for t in tables] + [
         "results/cohort.h5mu",
