@@ -3,7 +3,7 @@
 import anndata as ad
 import pandas as pd
 
-from cartrack.cohort import assemble, combine_receptors
+from cartrack.cohort import assemble
 from cartrack.logs import setup_logging
 
 setup_logging(snakemake.log[0])
@@ -11,10 +11,9 @@ tables = [
     pd.read_csv(p, sep="\t", index_col="cell", keep_default_na=False, na_values=[""])
     for p in (snakemake.input.scores, snakemake.input.clones, snakemake.input.clonotypes)
 ]
-airr = combine_receptors(
-    ad.read_h5ad(snakemake.input.airr),
-    ad.read_h5ad(snakemake.input.tcr_airr),
-    productive_only=snakemake.params.productive_only,
+mdata = assemble(
+    ad.read_h5ad(snakemake.input.gex),
+    per_cell=tables,
+    airr=ad.read_h5ad(snakemake.input.airr),
 )
-mdata = assemble(ad.read_h5ad(snakemake.input.gex), per_cell=tables, airr=airr)
 mdata.write(snakemake.output.h5mu, compression="gzip")

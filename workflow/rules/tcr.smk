@@ -67,3 +67,25 @@ rule car_t_clones:
         post_min_day=config["tracking"]["post_min_day"],
     script:
         "../../scripts/car_t_tables.py"
+
+
+rule airr_combine:
+    """The cohort's airr modality: BCR and TCR chains of each cell in scirpy's layout."""
+    input:
+        bcr="results/bcr/airr.h5ad",
+        tcr="results/tcr/airr.h5ad",
+    output:
+        airr="results/airr/airr.h5ad",
+    log:
+        "logs/airr_combine.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 10),
+        runtime=runtime(10),
+    params:
+        # chains are indexed again once combined: as strict as both ingests
+        productive_only=config["bcr"]["productive_only"] and config["tcr"]["productive_only"],
+    script:
+        "../../scripts/airr_combine.py"
