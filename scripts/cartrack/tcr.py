@@ -44,6 +44,7 @@ from cartrack.design import InputError
 
 log = logging.getLogger(__name__)
 
+_INGEST = ("n_contigs", "n_contigs_kept", "n_contigs_bcr")
 #: scirpy chain_pairing categories, in the order of the chain-QC table.
 CHAIN_PAIRINGS = (
     "single pair",
@@ -152,6 +153,9 @@ def define_clonotypes(
     out = pd.Series(np.nan, index=airr.obs_names, dtype=object)
     if "patient" not in airr.obs:
         raise InputError("TCR cells lack `patient` (set it from the sample sheet first)")
+    if airr.n_obs == 0:
+        airr.obs["clonotype_id"] = out
+        return out
     usable = airr.obs["receptor_type"].astype(str).eq("TCR") & _has_nt_junctions(airr)
     if not include_multichain:
         usable &= airr.obs["chain_pairing"].astype(str).ne("multichain")
@@ -207,8 +211,9 @@ def chain_qc_table(
 
     Returns
     -------
-    One row per sample with a TCR file: ``sample, patient, day, tissue, n_tcr_cells,
-    n_in_gex, n_with_clonotype``, one ``n_<pairing>`` column per scirpy chain pairing
+    One row per sample with a TCR file: ``sample, patient, day, tissue``, the ingest counts
+    ``n_contigs``, ``n_contigs_kept`` and ``n_contigs_bcr`` (IG contigs in the TCR file,
+    dropped), ``n_tcr_cells, n_in_gex, n_with_clonotype``, one ``n_<pairing>`` column per scirpy chain pairing
     (spaces as ``_``) and ``n_gamma_delta`` (receptor subtype TRG+TRD).
     """
     pair_cols = [f"n_{p.replace(' ', '_')}" for p in CHAIN_PAIRINGS]
@@ -217,6 +222,7 @@ def chain_qc_table(
         "patient",
         "day",
         "tissue",
+        *_INGEST,
         "n_tcr_cells",
         "n_in_gex",
         "n_with_clonotype",
@@ -225,6 +231,10 @@ def chain_qc_table(
     ]
     with_tcr = samples.index[samples["has_tcr"]] if "has_tcr" in samples else samples.index
     obs = airr.obs
+    ingest = airr.uns.get("tcr_ingest")
+    if not isinstance(ingest, pd.DataFrame) or "sample" not in ingest:
+        ingest = pd.DataFrame(columns=["sample", *_INGEST])
+    ingest = ingest.drop_duplicates("sample").set_index("sample")
     rows = []
     for sample in with_tcr:
         o = obs.loc[obs["sample"].astype(str) == sample]
@@ -236,6 +246,7 @@ def chain_qc_table(
             "patient": samples.at[sample, "patient"],
             "day": samples.at[sample, "day"],
             "tissue": samples.at[sample, "tissue"],
+            **{c: ingest.at[sample, c] if sample in ingest.index else np.nan for c in _INGEST},
             "n_tcr_cells": len(o),
             "n_in_gex": int(o.index.isin(gex_cells.index).sum()),
             "n_with_clonotype": int(clonotype.notna().sum()),
@@ -276,6 +287,8 @@ def prepare_tcr(
     columns and ``clonotype_id``.
     """
     airr = merge_tcr(samples)
+    if "sample" not in airr.obs:  # no sample has a TCR file
+        airr.obs["sample"] = pd.Series(dtype=str)
     unknown = sorted(set(airr.obs["sample"].astype(str)) - set(meta.index))
     if unknown:
         raise InputError(f"TCR samples not in the sample sheet: {', '.join(unknown)}")

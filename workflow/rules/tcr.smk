@@ -86,6 +86,7 @@ rule airr_combine:
         runtime=runtime(10),
     params:
         # chains are indexed again once combined: as strict as both ingests
-        productive_only=config["bcr"]["productive_only"] and config["tcr"]["productive_only"],
+        productive_only=config["bcr"]["productive_only"]
+        and config["tcr"]["productive_only"],
     script:
         "../../scripts/airr_combine.py"
