@@ -213,8 +213,8 @@ def chain_qc_table(
     -------
     One row per sample with a TCR file: ``sample, patient, day, tissue``, the ingest counts
     ``n_contigs``, ``n_contigs_kept`` and ``n_contigs_bcr`` (IG contigs in the TCR file,
-    dropped), ``n_tcr_cells, n_in_gex, n_with_clonotype``, one ``n_<pairing>`` column per scirpy chain pairing
-    (spaces as ``_``) and ``n_gamma_delta`` (receptor subtype TRG+TRD).
+    dropped), ``n_tcr_cells, n_in_gex, n_with_clonotype``, one ``n_<pairing>`` column per
+    scirpy chain pairing (spaces as ``_``) and ``n_gamma_delta`` (subtype TRG+TRD).
     """
     pair_cols = [f"n_{p.replace(' ', '_')}" for p in CHAIN_PAIRINGS]
     cols = [
