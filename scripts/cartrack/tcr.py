@@ -6,7 +6,8 @@ checked exactly as a BCR file is; IG contigs in a TCR file are dropped and count
 
 Clonotypes follow scirpy's TCR defaults (:func:`scirpy.tl.define_clonotypes`, scirpy 0.22):
 identical *nucleotide* junctions (CDR3 with its conserved C and F/W) of both receptor arms
-(``receptor_arms="all"``), within a patient (``within_group=["receptor_type", "patient"]``).
+(``receptor_arms="all"``), within a patient (``within_group="patient"``: the cells are T cells
+already, so scirpy's default grouping by receptor type would only split off multichain cells).
 
 - Single-chain cells (orphan TRA or orphan TRB, usually one chain lost to dropout) keep
   scirpy's behaviour under ``receptor_arms="all"``: they form clonotypes only with cells that
@@ -156,9 +157,9 @@ def define_clonotypes(
     if airr.n_obs == 0:
         airr.obs["clonotype_id"] = out
         return out
-    usable = airr.obs["receptor_type"].astype(str).eq("TCR") & _has_nt_junctions(airr)
-    if not include_multichain:
-        usable &= airr.obs["chain_pairing"].astype(str).ne("multichain")
+    # scirpy's receptor_type is "multichain" for multichain cells; ingest kept TR chains only
+    kinds = ["TCR", "multichain"] if include_multichain else ["TCR"]
+    usable = airr.obs["receptor_type"].astype(str).isin(kinds) & _has_nt_junctions(airr)
     work = airr[usable.to_numpy()].copy()
     if work.n_obs:
         ir.pp.ir_dist(work, metric="identity", sequence="nt", n_jobs=n_jobs)
@@ -169,7 +170,7 @@ def define_clonotypes(
             metric="identity",
             receptor_arms=receptor_arms,
             dual_ir=dual_ir,
-            within_group=["receptor_type", "patient"],
+            within_group="patient",
             n_jobs=n_jobs,
         ).dropna()
         patient = work.obs.loc[raw.index, "patient"].astype(str)
