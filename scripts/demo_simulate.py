@@ -2,17 +2,28 @@
 
 from pathlib import Path
 
+import pandas as pd
+
 from cartrack.logs import setup_logging
 from cartrack.signatures import read_gmt
 from cartrack.simulate import simulate_cohort
+from cartrack.simulate_tcr import simulate_tcr_files
 
 setup_logging(snakemake.log[0])
 sets = read_gmt(list(snakemake.input))
+truth_dir = Path(snakemake.output.truth)
 simulate_cohort(
     snakemake.params.sheet,
     ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
     baff_genes=sets["BAFF"],
-    truth_dir=Path(snakemake.output.truth),
+    truth_dir=truth_dir,
     seed=snakemake.params.seed,
     **snakemake.params.demo,
+)
+simulate_tcr_files(
+    snakemake.params.sheet,
+    pd.read_csv(truth_dir / "truth_cells.tsv", sep="\t", dtype={"sample": str, "barcode": str}),
+    truth_dir=truth_dir,
+    seed=snakemake.params.seed,
+    post_min_day=snakemake.params.post_min_day,
 )

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cartrack.bcr import translate
 from cartrack.design import T_CELLS
 
 #: Cell-type shares of a CAR-T product (leukapheresis T cells after manufacturing).
@@ -69,7 +68,21 @@ TRAV = ("TRAV1-2", "TRAV12-1", "TRAV13-1", "TRAV21", "TRAV8-4", "TRAV38-2/DV8", 
 TRAJ = ("TRAJ33", "TRAJ20", "TRAJ12", "TRAJ49", "TRAJ42", "TRAJ31")
 TRBV = ("TRBV20-1", "TRBV7-9", "TRBV5-1", "TRBV28", "TRBV6-5", "TRBV19", "TRBV4-1")
 TRBJ = ("TRBJ2-7", "TRBJ1-1", "TRBJ2-1", "TRBJ2-3", "TRBJ1-5")
-_CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if translate(a + b + c) != "*"]
+# The standard genetic code (codons in TCAG order); kept here because the demo simulation
+# runs in the gene-expression conda env, which lacks the V(D)J library's awkward/airr.
+_GENETIC_CODE = dict(
+    zip(
+        (a + b + c for a in "TCAG" for b in "TCAG" for c in "TCAG"),
+        "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG",
+        strict=True,
+    )
+)
+_CODONS = [codon for codon, aa in _GENETIC_CODE.items() if aa != "*"]
+
+
+def translate(nt: str) -> str:
+    """Amino acids of a nucleotide junction (length a multiple of 3)."""
+    return "".join(_GENETIC_CODE[nt[i : i + 3]] for i in range(0, len(nt), 3))
 
 
 @dataclass
@@ -297,3 +310,46 @@ def write_contigs(path: str | Path, rows: pd.DataFrame) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows.reindex(columns=CONTIG_COLUMNS).to_csv(path, index=False)
+
+
+def simulate_tcr_files(
+    sheet: pd.DataFrame,
+    truth_cells: pd.DataFrame,
+    *,
+    truth_dir: str | Path,
+    seed: int = 0,
+    post_min_day: int = 28,
+) -> None:
+    """Write the ``tcr`` file of every sheet row that names one, and the TCR truth tables.
+
+    Parameters
+    ----------
+    sheet
+        Sheet rows (``sample, patient, day, tissue``, absolute ``tcr`` paths or empty).
+    truth_cells
+        The GEX simulation's per-cell truth of all samples: ``sample``, ``barcode``,
+        ``cell_type``, ``car_t``.
+    truth_dir
+        Folder for ``truth_car_t_clonotypes.tsv`` and ``truth_tcr_cells.tsv``.
+    seed, post_min_day
+        As for :class:`TcrSimulator`.
+    """
+    rows = sheet[sheet.get("tcr", pd.Series("", index=sheet.index)).fillna("").astype(str) != ""]
+    sim = TcrSimulator(
+        sorted(rows["patient"].astype(str).unique()), seed=seed, post_min_day=post_min_day
+    )
+    by_sample = {s: t for s, t in truth_cells.groupby(truth_cells["sample"].astype(str))}
+    for _, row in rows.iterrows():
+        truth = by_sample.get(str(row["sample"]), truth_cells.iloc[:0])
+        contigs = sim.contigs(
+            truth,
+            sample=str(row["sample"]),
+            patient=str(row["patient"]),
+            day=int(row["day"]),
+            tissue=str(row["tissue"]),
+        )
+        write_contigs(row["tcr"], contigs)
+    truth_dir = Path(truth_dir)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    sim.truth_clonotypes().to_csv(truth_dir / "truth_car_t_clonotypes.tsv", sep="\t", index=False)
+    sim.truth_cells().to_csv(truth_dir / "truth_tcr_cells.tsv", sep="\t", index=False)
