@@ -2,8 +2,8 @@
 
 import anndata as ad
 
-from cartrack.cohort import combine_receptors
 from cartrack.logs import setup_logging
+from cartrack.tcr import combine_receptors
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])

@@ -6,10 +6,9 @@ import pandas as pd
 import pytest
 
 from cartrack.bcr import index_chains, merge_bcr, read_bcr
-from cartrack.cohort import combine_receptors
 from cartrack.design import InputError
 from cartrack.io import read_gex
-from cartrack.tcr import chain_qc_table, merge_tcr, prepare_tcr, read_tcr
+from cartrack.tcr import chain_qc_table, combine_receptors, merge_tcr, prepare_tcr, read_tcr
 from cartrack.tracking import sheet_table
 
 LIAO = "scirpy/liao-2019-covid19/"

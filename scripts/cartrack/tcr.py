@@ -31,12 +31,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
+import awkward as ak
 import numpy as np
 import pandas as pd
 
 from cartrack.bcr import (
     TR_LOCI,
+    _airr_array,
     _clonotype_clusters,
+    harmonise_airr,
     index_chains,
     merge_bcr,
     read_bcr,
@@ -303,4 +306,52 @@ def prepare_tcr(
         include_multichain=include_multichain,
         n_jobs=n_jobs,
     )
+    return airr
+
+
+#: Per-cell columns of scirpy's chain QC, recomputed after the receptors are combined.
+_CHAIN_QC = ("receptor_type", "receptor_subtype", "chain_pairing", "multi_chain")
+
+
+def combine_receptors(
+    bcr: ad.AnnData, tcr: ad.AnnData, *, productive_only: bool = True
+) -> ad.AnnData:
+    """One airr modality holding both receptors in scirpy's layout.
+
+    Each cell's chains are its BCR chains followed by its TCR chains (cells are named
+    ``<sample>_<barcode>`` in both, so a barcode with both receptors is one cell, which
+    scirpy's chain QC then calls ``ambiguous``). ``obs`` joins both tables (shared columns
+    from the BCR side first); scirpy's chain indices and chain QC are recomputed.
+    """
+    names = bcr.obs_names.union(tcr.obs_names, sort=False)
+    arrays = harmonise_airr([_airr_array(bcr), _airr_array(tcr)])
+
+    def aligned(arr: ak.Array, adata: ad.AnnData) -> ak.Array:
+        pos = adata.obs_names.get_indexer(names)
+        padded = ak.concatenate([arr, ak.Array([[]])[:1]]) if len(arr) else None
+        if padded is None:
+            return ak.Array([[] for _ in range(len(names))])
+        return padded[np.where(pos < 0, len(arr), pos)]
+
+    b, t = aligned(arrays[0], bcr), aligned(arrays[1], tcr)
+    chains = ak.concatenate([b, t], axis=1) if len(names) else arrays[0][:0]
+    chains = harmonise_airr([chains])[0]
+
+    def plain(obs: pd.DataFrame) -> pd.DataFrame:
+        obs = obs.drop(columns=[c for c in _CHAIN_QC if c in obs.columns])
+        return obs.astype({c: object for c in obs.columns if obs[c].dtype == "category"})
+
+    obs = plain(bcr.obs).reindex(names).combine_first(plain(tcr.obs).reindex(names))
+    obs = obs[list(dict.fromkeys([*plain(bcr.obs).columns, *plain(tcr.obs).columns]))]
+    obs.index = obs.index.astype(str)
+    airr = ad.AnnData(obs=obs, obsm={"airr": chains})
+    for key in ("bcr_ingest", "tcr_ingest", "tracking", "car_t"):
+        for source in (bcr, tcr):
+            if key in source.uns:
+                airr.uns[key] = source.uns[key]
+    index_chains(airr, productive_only=productive_only)
+    for col in airr.obs.columns:
+        if airr.obs[col].dtype == object:  # h5ad cannot store object columns with None
+            airr.obs[col] = airr.obs[col].astype("category")
+    log.info("airr: %d cells (%d with BCR, %d with TCR)", airr.n_obs, bcr.n_obs, tcr.n_obs)
     return airr
