@@ -291,3 +291,30 @@ def test_no_tcr_anywhere_gives_empty_tables_with_contract_columns():
     assert res.clones.empty and list(res.clones.columns) == CLONE_COLUMNS
     assert res.car_t.loc[0, "n_car_t"] == 1 and pd.isna(res.car_t.loc[0, "n_car_t_clonotypes"])
     assert res.chain_qc.empty and res.airr.n_obs == 0
+
+
+def test_kinetics_figure(simulated, tmp_path):
+    import warnings
+
+    from cartrack import plots
+    from cartrack.tables import write_tsv
+
+    res = simulated[0]
+    tables = {}
+    for name, df in (("car_t", res.car_t), ("clones", res.clones), ("timeline", res.timeline)):
+        write_tsv(df, tmp_path / f"{name}.tsv")  # the figure reads the written tables
+        tables[name] = plots.read_tsv(tmp_path / f"{name}.tsv")
+    plots.configure()
+    fig = plots.car_t_kinetics(tables["car_t"], tables["clones"], tables["timeline"], top=3)
+    lower = [ax for ax in fig.axes if ax.get_ylabel() == "Clonotype (% of CAR-T)"]
+    assert len(fig.axes) == 4 and len(lower) == 1
+    legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert len(legend) == 3 and all("(" in t for t in legend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # constrained layout must not collapse
+        paths = plots.save(fig, tmp_path / "kinetics")
+    assert all(p.stat().st_size > 0 for p in paths)
+    empty = plots.car_t_kinetics(
+        tables["car_t"].iloc[:0], tables["clones"].iloc[:0], tables["timeline"].iloc[:0]
+    )
+    assert "no CAR-T cells" in [t.get_text() for t in empty.axes[0].texts]

@@ -1484,6 +1484,7 @@ def car_t_kinetics(
     tissue: str = "PB",
     width_mm: float = DOUBLE_MM,
     ncols: int = 4,
+    min_cells: int = 10,
 ) -> Figure:
     """CAR-T kinetics per patient: CAR-T share of T cells (top) and the largest product
     clonotypes as a share of the CAR-T cells (bottom), in `tissue` and the product (day 0).
@@ -1494,11 +1495,18 @@ def car_t_kinetics(
         ``car_t.tsv``, ``car_t_clones.tsv`` and ``car_t_clone_timeline.tsv``.
     top
         Clonotypes per patient (:func:`top_product_clonotypes`).
+    min_cells
+        Samples with fewer CAR-T cells with a TCR get hollow markers (shares of a handful of
+        cells jump by whole tens of percent).
     """
     keep = [tissue, "product"]
     s = car_t_samples[car_t_samples["tissue"].isin(keep)] if len(car_t_samples) else car_t_samples
     patients = sorted_patients(s["patient"]) if len(s) else []
-    n = max(len(patients), 1)
+    if not patients:
+        fig, ax = plt.subplots(figsize=_size(width_mm, 40), layout="constrained")
+        _empty(ax, "no CAR-T cells")
+        return fig
+    n = len(patients)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(
@@ -1509,11 +1517,6 @@ def car_t_kinetics(
         layout="constrained",
         gridspec_kw={"height_ratios": [1, 1.3] * nrows},
     )
-    if not patients:
-        for ax in axes.ravel()[1:]:
-            ax.set_visible(False)
-        _empty(axes[0, 0], "no CAR-T cells")
-        return fig
     colours = _colours_for(patients, colours)
     chosen = top_product_clonotypes(clones, top=top)
     t = timeline[timeline["tissue"].isin(keep)] if len(timeline) else timeline
@@ -1526,16 +1529,18 @@ def car_t_kinetics(
         y = 100 * pd.to_numeric(blood["car_t_fraction"], errors="coerce")
         upper.plot(blood["day"], y, color=colours[patient], marker="o", ms=3, lw=1, clip_on=False)
         product = ps[ps["tissue"] == "product"]
-        upper.plot(
-            product["day"],
-            100 * pd.to_numeric(product["car_t_fraction"], errors="coerce"),
-            ls="",
-            marker="D",
-            ms=3.5,
-            mfc="white",
-            color=colours[patient],
-            clip_on=False,
-        )
+        # an empty unclipped line has an infinite extent and breaks constrained layout
+        if len(product):
+            upper.plot(
+                product["day"],
+                100 * pd.to_numeric(product["car_t_fraction"], errors="coerce"),
+                ls="",
+                marker="D",
+                ms=3.5,
+                mfc="white",
+                color=colours[patient],
+                clip_on=False,
+            )
         upper.set_title(patient, color=colours[patient], fontweight="bold")
         upper.set_ylim(bottom=0)
         mine = chosen[chosen["patient"].astype(str) == patient] if len(chosen) else chosen
@@ -1548,10 +1553,16 @@ def car_t_kinetics(
             tl = tl.set_index("day").reindex(sorted(days), fill_value=0).reset_index()
             colour = line_colours[j % len(line_colours)]
             style = CAR_T_STATUS_STYLES.get(str(c["status"]), "-")
-            lower.plot(
-                tl["day"], 100 * tl["car_t_share"], color=colour, ls=style, lw=1, marker="o",
-                ms=2, clip_on=False,
-            )  # fmt: skip
+            lower.plot(tl["day"], 100 * tl["car_t_share"], color=colour, ls=style, lw=1)
+            depth = tl["day"].map(ps.groupby("day")["n_car_t_tcr"].sum()).fillna(0)
+            for shallow in (False, True):
+                m = (depth < min_cells) == shallow
+                if not m.any():
+                    continue
+                lower.plot(
+                    tl.loc[m, "day"], 100 * tl.loc[m, "car_t_share"], ls="", marker="o", ms=2.5,
+                    color=colour, mfc="white" if shallow else colour, clip_on=False,
+                )  # fmt: skip
             short = str(c["clonotype_id"]).removeprefix(f"{patient}_")
             handles.append(
                 Line2D([], [], color=colour, ls=style, lw=1, label=f"{short} ({c['status']})")
