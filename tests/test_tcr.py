@@ -232,7 +232,7 @@ def test_bcr_file_as_tcr_gives_zero_cells_and_a_warning(real, caplog):
             real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz", sample="S"
         )
     assert adata.n_obs == 0 and adata.uns["tcr_ingest"]["n_contigs_bcr"] == 251
-    assert "TCR file" in caplog.text and "other receptor" in caplog.text
+    assert "TCR file" in caplog.text and "B-cell receptor file?" in caplog.text
 
 
 def test_no_tcr_at_all():

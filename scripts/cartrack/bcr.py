@@ -587,7 +587,8 @@ def read_bcr(
     stats["n_cells"] = int(kept["barcode"].nunique())
     kind = "TCR" if set(loci) <= set(TR_LOCI) else "BCR"
     if stats["n_cells"] == 0:
-        what = "a file of the other receptor?" if other.any() else "no usable contigs"
+        other_kind = "B-cell" if kind == "TCR" else "T-cell"
+        what = f"a {other_kind} receptor file?" if other.any() else "no usable contigs"
         log.warning(
             "%s file %s (sample %s): no %s chains of loci %s kept (%s); the sample gets "
             "zero %s cells",
