@@ -9,7 +9,7 @@ from cartrack.logs import setup_logging
 setup_logging(snakemake.log[0])
 tables = [
     pd.read_csv(p, sep="\t", index_col="cell", keep_default_na=False, na_values=[""])
-    for p in (snakemake.input.scores, snakemake.input.clones)
+    for p in (snakemake.input.scores, snakemake.input.clones, snakemake.input.clonotypes)
 ]
 mdata = assemble(
     ad.read_h5ad(snakemake.input.gex),

@@ -2,18 +2,29 @@
 
 from pathlib import Path
 
+import pandas as pd
+
 from cartrack.logs import setup_logging
 from cartrack.signatures import read_gmt
 from cartrack.simulate import write_cohort
+from cartrack.simulate_tcr import simulate_tcr_files
 
 setup_logging(snakemake.log[0])
 sets = read_gmt([snakemake.input.ifn, snakemake.input.ifn_alpha, snakemake.input.baff])
+truth_dir = Path(snakemake.output.truth)
 write_cohort(
     snakemake.params.sheet,
     ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
     baff_genes=sets["BAFF"],
-    truth_dir=Path(snakemake.output.truth),
+    truth_dir=truth_dir,
     germline=Path(snakemake.input.germline),
     seed=snakemake.params.seed,
     **snakemake.params.demo,
+)
+simulate_tcr_files(
+    snakemake.params.sheet,
+    pd.read_csv(truth_dir / "truth_cells.tsv", sep="\t", dtype={"sample": str, "barcode": str}),
+    truth_dir=truth_dir,
+    seed=snakemake.params.seed,
+    post_min_day=snakemake.params.post_min_day,
 )

@@ -32,9 +32,9 @@ slice. Cleaning, in this order:
 5. ``junction_aa`` missing while ``junction`` is present is translated; ``cdr3``/``cdr3_aa``
    are derived from the junction when missing.
 6. Contigs outside cells (``is_cell``/``high_confidence`` false) and non-productive contigs
-   are dropped when configured; T-cell receptor chains and chains without a locus are
-   always dropped (this is the B-cell library). What was dropped is counted in
-   ``uns["bcr_ingest"]``.
+   are dropped when configured; chains of other loci (by default the T-cell receptor; the
+   ``loci`` argument of :func:`read_bcr`, which :mod:`cartrack.tcr` uses for TCRs) and chains
+   without a locus are always dropped. What was dropped is counted in ``uns["bcr_ingest"]``.
 
 Cells are named with :func:`cartrack.io.cell_names` (``f"{sample}_{barcode}"``), exactly as
 the gene-expression cells, so equal barcodes of different samples never merge.
@@ -535,6 +535,7 @@ def read_bcr(
     sample: str,
     cells_only: bool = True,
     productive_only: bool = True,
+    loci: Sequence[str] = IG_LOCI,
 ) -> ad.AnnData:
     """Read one sample's B-cell V(D)J file into scirpy's AnnData layout.
 
@@ -550,6 +551,9 @@ def read_bcr(
         (``is_cell`` / ``high_confidence`` false, where the input has these fields).
     productive_only
         Drop non-productive contigs (and those whose productivity is unknown).
+    loci
+        IMGT loci kept; chains of the other loci are dropped and counted. The default reads
+        B-cell receptors; :func:`cartrack.tcr.read_tcr` passes :data:`TR_LOCI`.
 
     Returns
     -------
@@ -595,26 +599,35 @@ def read_bcr(
     keep &= ~nonprod
     stats["n_contigs_nonproductive"] = int(nonprod.sum())
     locus = cleaned["locus"]
-    tcr = keep & locus.isin(TR_LOCI).to_numpy()
+    other = keep & locus.isin(IG_LOCI + TR_LOCI).to_numpy() & ~locus.isin(loci).to_numpy()
+    tcr = other & locus.isin(TR_LOCI).to_numpy()
     no_locus = keep & ~locus.isin(IG_LOCI + TR_LOCI).to_numpy()
-    keep &= ~(tcr | no_locus)
+    keep &= ~(other | no_locus)
     stats["n_contigs_tcr"] = int(tcr.sum())
+    stats["n_contigs_bcr"] = int((other & ~tcr).sum())
     stats["n_contigs_no_locus"] = int(no_locus.sum())
     kept = cleaned.loc[keep]
     stats["n_contigs_kept"] = len(kept)
     stats["n_cells"] = int(kept["barcode"].nunique())
+    kind = "TCR" if set(loci) <= set(TR_LOCI) else "BCR"
     if stats["n_cells"] == 0:
-        what = "a T-cell receptor file?" if stats["n_contigs_tcr"] else "no usable contigs"
+        other_kind = "B-cell" if kind == "TCR" else "T-cell"
+        what = f"a {other_kind} receptor file?" if other.any() else "no usable contigs"
         log.warning(
-            "BCR file %s (sample %s): no B-cell receptor chains kept (%s); the sample gets "
-            "zero BCR cells",
+            "%s file %s (sample %s): no %s chains of loci %s kept (%s); the sample gets "
+            "zero %s cells",
+            kind,
             path,
             sample,
+            kind,
+            "/".join(loci),
             what,
+            kind,
         )
     else:
         log.info(
-            "BCR file %s (sample %s, %s): %d contigs, %d kept in %d cells",
+            "%s file %s (sample %s, %s): %d contigs, %d kept in %d cells",
+            kind,
             path,
             sample,
             fmt,

@@ -95,7 +95,13 @@ ISOTYPE_COLOURS = {
     "IgE": "#AA3377",
 }
 
-TISSUE_NAMES = {"PB": "blood", "BM": "marrow"}
+TISSUE_NAMES = {
+    "PB": "blood",
+    "BM": "marrow",
+    "LN": "lymph node",
+    "CSF": "CSF",
+    "product": "product",
+}
 
 DAY_TICKS = (-365, -180, -90, -30, -14, 0, 14, 28, 90, 180, 365, 730, 1095, 1460, 1825)
 
@@ -1505,4 +1511,137 @@ def car_t(
         bbox_to_anchor=(0.5, 1.0),
         ncols=min(len(colours), 6),
     )
+    return fig
+
+
+CAR_T_STATUS_STYLES = {
+    "persistent": "-",
+    "contracted": (0, (4, 1.5)),
+    "lost": (0, (1, 1.2)),
+    "not_assessable": (0, (3, 1, 1, 1)),
+}
+
+
+def top_product_clonotypes(clones: pd.DataFrame, *, top: int = 5) -> pd.DataFrame:
+    """Per patient the `top` CAR-T clonotypes with most product cells (most CAR-T cells
+    where the patient has no product sample)."""
+    if clones.empty:
+        return clones
+    c = clones.copy()
+    c["_product"] = pd.to_numeric(c.get("n_cells_product", 0), errors="coerce").fillna(0)
+    c = c.sort_values(["patient", "_product", "n_car_t"], ascending=[True, False, False])
+    return c.groupby("patient", sort=False).head(top).drop(columns="_product")
+
+
+def car_t_kinetics(
+    car_t_samples: pd.DataFrame,
+    clones: pd.DataFrame,
+    timeline: pd.DataFrame,
+    *,
+    colours: Mapping[str, str] | None = None,
+    top: int = 5,
+    tissue: str = "PB",
+    width_mm: float = DOUBLE_MM,
+    ncols: int = 4,
+    min_cells: int = 10,
+) -> Figure:
+    """CAR-T kinetics per patient: CAR-T share of T cells (top) and the largest product
+    clonotypes as a share of the CAR-T cells (bottom), in `tissue` and the product (day 0).
+
+    Parameters
+    ----------
+    car_t_samples, clones, timeline
+        ``car_t.tsv``, ``car_t_clones.tsv`` and ``car_t_clone_timeline.tsv``.
+    top
+        Clonotypes per patient (:func:`top_product_clonotypes`).
+    min_cells
+        Samples with fewer CAR-T cells with a TCR get hollow markers (shares of a handful of
+        cells jump by whole tens of percent).
+    """
+    keep = [tissue, "product"]
+    s = car_t_samples[car_t_samples["tissue"].isin(keep)] if len(car_t_samples) else car_t_samples
+    patients = sorted_patients(s["patient"]) if len(s) else []
+    if not patients:
+        fig, ax = plt.subplots(figsize=_size(width_mm, 40), layout="constrained")
+        _empty(ax, "no CAR-T cells")
+        return fig
+    n = len(patients)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(
+        2 * nrows,
+        ncols,
+        figsize=_size(width_mm, 8 + 70 * nrows),
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"height_ratios": [1, 1.3] * nrows},
+    )
+    colours = _colours_for(patients, colours)
+    chosen = top_product_clonotypes(clones, top=top)
+    t = timeline[timeline["tissue"].isin(keep)] if len(timeline) else timeline
+    line_colours = PALETTES["okabe_ito"]
+    for k, patient in enumerate(patients):
+        row, col = 2 * (k // ncols), k % ncols
+        upper, lower = axes[row, col], axes[row + 1, col]
+        ps = s[s["patient"].astype(str) == patient].sort_values("day")
+        blood = ps[ps["tissue"] == tissue]
+        y = 100 * pd.to_numeric(blood["car_t_fraction"], errors="coerce")
+        upper.plot(blood["day"], y, color=colours[patient], marker="o", ms=3, lw=1, clip_on=False)
+        product = ps[ps["tissue"] == "product"]
+        # an empty unclipped line has an infinite extent and breaks constrained layout
+        if len(product):
+            upper.plot(
+                product["day"],
+                100 * pd.to_numeric(product["car_t_fraction"], errors="coerce"),
+                ls="",
+                marker="D",
+                ms=3.5,
+                mfc="white",
+                color=colours[patient],
+                clip_on=False,
+            )
+        upper.set_title(patient, color=colours[patient], fontweight="bold")
+        upper.set_ylim(bottom=0)
+        mine = chosen[chosen["patient"].astype(str) == patient] if len(chosen) else chosen
+        handles = []
+        for j, (_, c) in enumerate(mine.iterrows()):
+            tl = t[t["clonotype_id"] == c["clonotype_id"]].sort_values("day")
+            tl = tl.groupby("day", as_index=False)["car_t_share"].max()
+            # days the clonotype was not seen in a sampled CAR-T sample count as zero
+            days = ps.loc[ps["n_car_t_tcr"].fillna(0) > 0, "day"].drop_duplicates()
+            tl = tl.set_index("day").reindex(sorted(days), fill_value=0).reset_index()
+            colour = line_colours[j % len(line_colours)]
+            style = CAR_T_STATUS_STYLES.get(str(c["status"]), "-")
+            lower.plot(tl["day"], 100 * tl["car_t_share"], color=colour, ls=style, lw=1)
+            depth = tl["day"].map(ps.groupby("day")["n_car_t_tcr"].sum()).fillna(0)
+            for shallow in (False, True):
+                m = (depth < min_cells) == shallow
+                if not m.any():
+                    continue
+                lower.plot(
+                    tl.loc[m, "day"], 100 * tl.loc[m, "car_t_share"], ls="", marker="o", ms=2.5,
+                    color=colour, mfc="white" if shallow else colour, clip_on=False,
+                )  # fmt: skip
+            short = str(c["clonotype_id"]).removeprefix(f"{patient}_")
+            handles.append(
+                Line2D([], [], color=colour, ls=style, lw=1, label=f"{short} ({c['status']})")
+            )
+        if handles:
+            lower.legend(handles=handles, loc="upper right", fontsize="small", handlelength=2.2)
+        else:
+            _empty(lower, "no TCR clonotypes")
+        lower.set_ylim(bottom=0)
+        for ax in (upper, lower):
+            if ax.has_data():
+                day_axis(ax, ps["day"])
+        upper.set_xlabel("")
+        if col == 0:
+            upper.set_ylabel("CAR-T (% of T cells)")
+            lower.set_ylabel("Clonotype (% of CAR-T)")
+    for k in range(len(patients), nrows * ncols):
+        row, col = 2 * (k // ncols), k % ncols
+        axes[row, col].set_visible(False)
+        axes[row + 1, col].set_visible(False)
+    where = TISSUE_NAMES.get(tissue, tissue)
+    fig.suptitle(f"CAR-T kinetics in {where} (diamond: product)", fontsize="medium")
     return fig

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from cartrack.design import InputError, phase
+from cartrack import multi
+from cartrack.design import TISSUES, InputError, phase
 from cartrack.io import check_gex_path
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ["sample", "patient", "day", "tissue", "gex"]
-OPTIONAL = ["bcr", "timepoint", "batch"]
-TISSUES = {"PB", "BM"}
+OPTIONAL = ["bcr", "timepoint", "batch", "tcr"]
+VDJ_COLUMNS = ("bcr", "tcr")
 SAMPLE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 BASELINE_LABEL = re.compile(r"baseline|screen|^pre", re.IGNORECASE)
 BCR_SUFFIXES = (".csv", ".csv.gz", ".json", ".tsv", ".tsv.gz")
@@ -150,8 +151,11 @@ def validate_sheet(
         )
 
     out = sheet.copy()
-    for col in ("gex", "bcr"):
+    for col in ("gex", *VDJ_COLUMNS):
         out[col] = [str((base / p).resolve()) if p else "" for p in sheet[col]]
+    for i in out.index:
+        for col, message in _resolve_multi(out, i).items():
+            err(i, col, sheet.at[i, col], message)
     for i, row in out.iterrows():
         gex = Path(row["gex"]) if row["gex"] else None
         if gex is None:
@@ -160,18 +164,20 @@ def validate_sheet(
             reason = check_gex_path(gex)
             if reason:
                 err(i, "gex", sheet.at[i, "gex"], f"{reason} (resolved to {gex})")
-        if row["bcr"]:
-            bcr = Path(row["bcr"])
-            if not bcr.name.endswith(BCR_SUFFIXES):
+        for col in VDJ_COLUMNS:
+            if not row[col]:
+                continue
+            vdj = Path(row[col])
+            if not vdj.name.endswith(BCR_SUFFIXES):
                 err(
                     i,
-                    "bcr",
-                    sheet.at[i, "bcr"],
+                    col,
+                    sheet.at[i, col],
                     "expected filtered_contig_annotations.csv[.gz], all_contig_annotations.json "
                     "or an AIRR .tsv[.gz]",
                 )
-            elif not (exists and exists(bcr)) and not bcr.is_file():
-                err(i, "bcr", sheet.at[i, "bcr"], f"file not found (resolved to {bcr})")
+            elif not (exists and exists(vdj)) and not vdj.is_file():
+                err(i, col, sheet.at[i, col], f"file not found (resolved to {vdj})")
     if errors:
         raise InputError(
             f"sample sheet '{sheet_path}' has {len(errors)} problem(s):\n  " + "\n  ".join(errors)
@@ -181,6 +187,31 @@ def validate_sheet(
     out["timepoint"] = [t or f"D{d}" for t, d in zip(out["timepoint"], out["day"], strict=True)]
     out["batch"] = [b or s for b, s in zip(out["batch"], out["sample"], strict=True)]
     return out.set_index("sample", drop=False)
+
+
+def _resolve_multi(out: pd.DataFrame, i: int) -> dict[str, str]:
+    """Replace Cell Ranger ``multi`` folders in row `i` by the files inside (in place).
+
+    A ``gex`` folder also fills empty ``bcr`` / ``tcr`` entries with its V(D)J files.
+    Returns the problems found, by column.
+    """
+    sample, problems = out.at[i, "sample"], {}
+    gex_folder = out.at[i, "gex"] if multi.is_multi_folder(out.at[i, "gex"]) else ""
+    for col in ("gex", *VDJ_COLUMNS):
+        folder = out.at[i, col] or (gex_folder if col != "gex" else "")
+        if not folder or not multi.is_multi_folder(folder):
+            continue
+        try:
+            if out.at[i, col]:
+                out.at[i, col] = str(multi.resolve(folder, col, sample=sample))
+            else:
+                found = getattr(multi.find_multi_files(folder, sample=sample), col)
+                if found is not None:
+                    out.at[i, col] = str(found)
+                    log.info("sample %s: %s from the multi folder %s", sample, col, found)
+        except InputError as error:
+            problems[col] = str(error)
+    return problems
 
 
 def load_sheet(path: str | Path, *, exists: Callable[[Path], bool] | None = None) -> pd.DataFrame:
@@ -204,7 +235,9 @@ def require_column(sheet: pd.DataFrame, column: str, *, config_key: str) -> None
         )
 
 
-def design_checks(sheet: pd.DataFrame, *, post_min_day: int) -> pd.DataFrame:
+def design_checks(
+    sheet: pd.DataFrame, *, post_min_day: int, visit_window_days: int = 0
+) -> pd.DataFrame:
     """Design warnings of a validated sheet, one row each (columns of design_checks.tsv).
 
     Checks: a patient without baseline (day <= 0) or without a sample on or after
@@ -218,7 +251,8 @@ def design_checks(sheet: pd.DataFrame, *, post_min_day: int) -> pd.DataFrame:
         log.warning("sample sheet: %s%s", f"sample '{sample}': " if sample else "", message)
         rows.append([check, "warning", sample, patient, column, str(value), message])
 
-    post = phase(sheet["day"], post_min_day=post_min_day) == "post"
+    post = phase(sheet["day"], post_min_day=post_min_day, visit_window_days=visit_window_days)
+    post = post == "post"
     if not post.any():
         warn(
             "no_post_sample", "", "", "day", int(sheet["day"].max()),

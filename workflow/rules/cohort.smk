@@ -4,7 +4,8 @@ rule cohort_assemble:
         gex="results/gex/annotated.h5ad",
         scores="results/signatures/scores.tsv",
         clones="results/bcr/cell_clones.tsv",
-        airr="results/bcr/airr.h5ad",
+        clonotypes="results/tcr/cell_clonotypes.tsv",
+        airr="results/airr/airr.h5ad",
     output:
         h5mu="results/cohort.h5mu",
     log:

@@ -65,7 +65,11 @@ try:
 except InputError as error:
     raise WorkflowError(str(error)) from None
 validate(SHEET.reset_index(drop=True), schema="../schemas/samples.schema.yaml")
-DESIGN_CHECKS = design_checks(SHEET, post_min_day=config["tracking"]["post_min_day"])
+DESIGN_CHECKS = design_checks(
+    SHEET,
+    post_min_day=config["tracking"]["post_min_day"],
+    visit_window_days=config["tracking"]["visit_window_days"],
+)
 
 SAMPLES = SHEET.index.tolist()
 
@@ -88,6 +92,11 @@ def resource(path):
 def bcr_samples():
     """Samples with a V(D)J file."""
     return SHEET.index[SHEET["bcr"] != ""].tolist()
+
+
+def tcr_samples():
+    """Samples with a T-cell V(D)J file."""
+    return SHEET.index[SHEET["tcr"] != ""].tolist()
 
 
 def mem_mb(base, per_input_mb=0):
@@ -117,6 +126,8 @@ def all_outputs():
         "gsea",
         "qc_by_cell_type",
         "car_t_ambient",
+        "car_t",
+        "car_t_clones",
     ]
     return [f"results/tables/{t}.tsv" for t in tables] + [
         "results/cohort.h5mu",

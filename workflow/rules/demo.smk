@@ -16,6 +16,7 @@ if len(DEMO):
             h5=[local(p) for p in DEMO["gex"] if p.endswith(".h5")],
             mtx=[directory(local(p)) for p in DEMO["gex"] if not p.endswith(".h5")],
             bcr=[local(p) for p in DEMO["bcr"] if p and is_demo(p)],
+            tcr=[local(p) for p in DEMO["tcr"] if p and is_demo(p)],
             truth=directory("resources/demo/truth"),
         log:
             "logs/demo_simulate.log",
@@ -30,5 +31,6 @@ if len(DEMO):
             sheet=DEMO,
             demo=config["demo"],
             seed=config["seed"],
+            post_min_day=config["tracking"]["post_min_day"],
         script:
             "../../scripts/demo_simulate.py"

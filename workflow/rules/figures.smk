@@ -19,6 +19,7 @@ FIGURES = {
     "signature_changes": "5. Signatures",
     "gsea": "5. Signatures",
     "car_t": "6. CAR-T kinetics",
+    "car_t_kinetics": "6. CAR-T kinetics",
 }
 
 FIGURE_CONFIG = config["figures"]
@@ -272,9 +273,12 @@ rule figures_gsea:
 
 
 rule figures_car_t:
-    """CAR-T cells as a share of T cells over time per patient."""
+    """CAR-T cells as a share of T cells over time per patient; CAR-T clonotype kinetics."""
     input:
         h5mu="results/cohort.h5mu",
+        car_t="results/tables/car_t.tsv",
+        clones="results/tables/car_t_clones.tsv",
+        timeline="results/tables/car_t_clone_timeline.tsv",
         code=PLOTS_LIBRARY,
     output:
         pdf="results/figures/car_t.pdf",
@@ -282,6 +286,12 @@ rule figures_car_t:
             "results/figures/car_t.png",
             caption="../report/fig_car_t.rst",
             category=FIGURES["car_t"],
+        ),
+        kinetics_pdf="results/figures/car_t_kinetics.pdf",
+        kinetics_png=report(
+            "results/figures/car_t_kinetics.png",
+            caption="../report/fig_car_t_kinetics.rst",
+            category=FIGURES["car_t_kinetics"],
         ),
     log:
         "logs/figures_car_t.log",
@@ -294,6 +304,7 @@ rule figures_car_t:
     params:
         figures=FIGURE_CONFIG,
         patients=FIGURE_PATIENTS,
+        top_clonotypes=config["car_t"]["top_clonotypes"],
     script:
         "../../scripts/figures_car_t.py"
 

@@ -1,0 +1,92 @@
+# T-cell V(D)J: per-sample ingest, TCR clonotypes per patient, CAR-T tables.
+# Library: scripts/cartrack/tcr.py (ingest, clonotypes) and scripts/cartrack/car_t.py (tables).
+
+
+rule tcr_read:
+    """Read one sample's T-cell V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
+    input:
+        tcr=lambda wc: local(SHEET.loc[wc.sample, "tcr"]),
+    output:
+        h5ad="results/tcr/read/{sample}.h5ad",
+    log:
+        "logs/tcr_read/{sample}.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 20),
+        runtime=runtime(10),
+    params:
+        sample=lambda wc: wc.sample,
+        cells_only=config["tcr"]["cells_only"],
+        productive_only=config["tcr"]["productive_only"],
+    script:
+        "../../scripts/tcr_read.py"
+
+
+rule car_t_clones:
+    """Merge samples, TRA/TRB chain QC, TCR clonotypes within patients, CAR-T tables."""
+    input:
+        h5ads=expand("results/tcr/read/{sample}.h5ad", sample=tcr_samples()),
+        gex="results/gex/annotated.h5ad",
+    output:
+        car_t=report(
+            "results/tables/car_t.tsv",
+            caption="../report/table_car_t.rst",
+            category="6. CAR-T kinetics",
+        ),
+        clones=report(
+            "results/tables/car_t_clones.tsv",
+            caption="../report/table_car_t_clones.rst",
+            category="6. CAR-T kinetics",
+        ),
+        timeline=report(
+            "results/tables/car_t_clone_timeline.tsv",
+            caption="../report/table_car_t_clone_timeline.rst",
+            category="6. CAR-T kinetics",
+        ),
+        chain_qc=report(
+            "results/tables/tcr_chain_qc.tsv",
+            caption="../report/table_tcr_chain_qc.rst",
+            category="1. Quality control",
+        ),
+        airr="results/tcr/airr.h5ad",
+        cell_clonotypes="results/tcr/cell_clonotypes.tsv",
+    log:
+        "logs/car_t_clones.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 2
+    resources:
+        mem_mb=mem_mb(3000, 1),
+        runtime=runtime(60),
+    params:
+        sheet=SHEET,
+        tcr=config["tcr"],
+        car_t=config["car_t"],
+        post_min_day=config["tracking"]["post_min_day"],
+    script:
+        "../../scripts/car_t_tables.py"
+
+
+rule airr_combine:
+    """The cohort's airr modality: BCR and TCR chains of each cell in scirpy's layout."""
+    input:
+        bcr="results/bcr/airr.h5ad",
+        tcr="results/tcr/airr.h5ad",
+    output:
+        airr="results/airr/airr.h5ad",
+    log:
+        "logs/airr_combine.log",
+    conda:
+        "../../envs/bcr.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 10),
+        runtime=runtime(10),
+    params:
+        # chains are indexed again once combined: as strict as both ingests
+        productive_only=config["bcr"]["productive_only"]
+        and config["tcr"]["productive_only"],
+    script:
+        "../../scripts/airr_combine.py"
