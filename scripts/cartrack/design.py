@@ -19,6 +19,7 @@ T_CELLS = ("T_CD4", "T_CD8")
 
 TISSUES = ("PB", "BM", "LN", "CSF", "product")
 BLOOD = "PB"
+PRODUCT = "product"  # the infused CAR-T product: neither baseline nor after infusion
 
 CLONE_STATUSES = ("eliminated", "persistent", "emergent", "early_only", "not_assessable")
 
@@ -31,7 +32,7 @@ class InputError(ValueError):
     """Bad user input; message names sample, file, column/field and value."""
 
 
-def phase(day, *, post_min_day: int, visit_window_days: int = 0):
+def phase(day, *, post_min_day: int, visit_window_days: int = 0, tissue=None):
     """``baseline``, ``early`` or ``post`` for a visit day: the one rule every table uses.
 
     ``baseline``: day <= 0. ``post``: day >= ``post_min_day - visit_window_days``, so a
@@ -40,6 +41,9 @@ def phase(day, *, post_min_day: int, visit_window_days: int = 0):
     between, where B cells may still be dying; they count neither way. 0 (no window) is the
     plain cut-off; the workflow passes ``tracking.visit_window_days``.
 
+    A sample of tissue ``product`` (the infused CAR-T cells, given `tissue`) is phase
+    ``product``: it counts neither as baseline nor as after infusion.
+
     Works on a scalar or array-like of days; array input gives a NumPy array of labels.
     """
     if not 0 <= visit_window_days < post_min_day:
@@ -47,6 +51,8 @@ def phase(day, *, post_min_day: int, visit_window_days: int = 0):
     d = np.asarray(pd.to_numeric(day), dtype=float)
     first_post = post_min_day - visit_window_days
     out = np.where(d <= 0, BASELINE, np.where(d >= first_post, POST, EARLY))
+    if tissue is not None:
+        out = np.where(np.asarray(tissue, dtype=object) == PRODUCT, PRODUCT, out)
     return str(out) if out.ndim == 0 else out.astype(object)
 
 

@@ -68,7 +68,8 @@ import scipy.sparse as sp
 
 from cartrack import simulate_bcr as bcr
 from cartrack import simulate_expression as ex
-from cartrack.design import B_LINEAGE, CELL_TYPES, NAIVE_B, T_CELLS
+from cartrack.design import B_LINEAGE, CELL_TYPES, NAIVE_B, PRODUCT, T_CELLS
+from cartrack.simulate_tcr import PRODUCT_CAR_SHARE, PRODUCT_COMPOSITION
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,9 @@ class Cohort:
     def composition(self, patient: str, day: int, tissue: str, sample_flags: dict) -> dict:
         """Expected shares of each kind (cell type or `other` subtype) in one sample."""
         sc = self.scenario[patient]
+        if tissue == PRODUCT:
+            total = sum(PRODUCT_COMPOSITION.values())
+            return {k: v / total for k, v in PRODUCT_COMPOSITION.items()}
         comp = dict(PB_BASELINE if tissue == "PB" else BM_BASELINE)
         if day >= POST_DAY:
             comp["monocyte"] *= MONOCYTE_POST
@@ -314,6 +318,8 @@ class Cohort:
         n = int(rng.poisson(n_cells * self.cell_factor(patient, day, tissue)))
         kinds = rng.choice(list(comp), size=n, p=list(comp.values()))
         car_share = interpolate(day, CAR_SHARE) if day > 0 else 0.0
+        if tissue == PRODUCT:
+            car_share = PRODUCT_CAR_SHARE
         ifn_fold, baff_fold = self.folds(patient, day)
         batch = str(row.get("batch") or row["sample"])
         if batch not in self.batch_effect:

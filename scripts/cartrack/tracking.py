@@ -90,7 +90,12 @@ def sheet_table(
     out["timepoint"] = tp.where(tp.notna() & tp.astype(str).ne(""), "D" + out["day"].astype(str))
     bcr = s["bcr"] if "bcr" in s.columns else pd.Series(np.nan, index=s.index)
     out["has_bcr"] = bcr.notna() & bcr.astype(str).str.strip().ne("")
-    out["phase"] = phase(out["day"], post_min_day=post_min_day, visit_window_days=visit_window_days)
+    out["phase"] = phase(
+        out["day"],
+        post_min_day=post_min_day,
+        visit_window_days=visit_window_days,
+        tissue=out["tissue"],
+    )
     return out
 
 
