@@ -13,9 +13,7 @@ setup_logging(smk.log[0])
 inp, out, par = smk.input, smk.output, smk.params
 
 adata = ad.read_h5ad(inp.h5ad)
-gene_sets = gsea.merge_gene_sets(
-    read_gmt(inp.family_gmt), read_gmt([*inp.gmt, inp.control_gmt])
-)
+gene_sets = gsea.merge_gene_sets(read_gmt(inp.family_gmt), read_gmt([*inp.gmt, inp.control_gmt]))
 table, de = gsea.run_gsea(
     adata,
     gene_sets,

@@ -38,9 +38,7 @@ write_tsv(summary, out.summary)
 matched = signatures.matched_control_sets(
     adata, usable, n_sets=par.matched_controls, n_bins=par.n_bins, seed=par.seed
 )
-controls = signatures.control_summary(
-    adata, summary, usable, matched, groups=par.cell_type_groups
-)
+controls = signatures.control_summary(adata, summary, usable, matched, groups=par.cell_type_groups)
 changes = signatures.signature_changes(
     summary,
     controls=controls,

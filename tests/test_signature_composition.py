@@ -8,7 +8,7 @@ response genes in naive B cells.
 import numpy as np
 import pandas as pd
 import pytest
-from signature_cohort import BAFF, GENE_SETS, IFN, IDENTITY, make_cohort
+from signature_cohort import BAFF, GENE_SETS, IDENTITY, IFN, make_cohort
 
 from cartrack import signatures as sig
 
@@ -112,9 +112,9 @@ def test_control_scores_equal_scanpy_scores_with_the_signatures_control_genes(co
         (adata.obs["sample"] == row["sample"]) & (adata.obs["cell_type"] == "monocyte")
     ).to_numpy()
     x = pd.DataFrame(adata.X[cells].toarray(), columns=adata.var_names)
-    expected = row["mean_score"] + x[matched["IFN"][3]].mean(axis=1).mean() - x[IFN].mean(
-        axis=1
-    ).mean()
+    expected = (
+        row["mean_score"] + x[matched["IFN"][3]].mean(axis=1).mean() - x[IFN].mean(axis=1).mean()
+    )
     assert controls.loc[(row["sample"], "monocyte", "IFN"), 3] == pytest.approx(expected, rel=1e-5)
 
 
