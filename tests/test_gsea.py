@@ -21,7 +21,7 @@ FAST = {"min_cells": 20, "per_timepoint": False, "post_min_day": 28, "permutatio
 
 @pytest.fixture(scope="module")
 def fall_monocytes():
-    return gsea.run_gsea(make_cohort("fall"), FAMILY, cell_types=["monocyte"], max_flips=31, **FAST)
+    return gsea.run_gsea(make_cohort("fall"), FAMILY, cell_types=["monocyte"], **FAST)
 
 
 def test_de_is_pydeseq2_post_over_baseline(fall_monocytes):
@@ -35,15 +35,57 @@ def test_de_is_pydeseq2_post_over_baseline(fall_monocytes):
     assert (background["padj"] < 0.05).mean() < 0.05
 
 
-def test_sign_flip_gsea_finds_the_fall_and_not_the_controls(fall_monocytes):
+def test_gsea_on_wald_statistics_finds_the_fall_and_not_the_controls(fall_monocytes, caplog):
     table, _ = fall_monocytes
     res = table.set_index("term")
-    assert set(res["permutation"]) == {"sign_flip"} and set(res["n_permutations"]) == {31}
-    assert res.loc["IFN", "nes"] > 0 and res.loc["IFN", "fdr"] < 0.1, res.loc["IFN"]
-    assert res.loc["IFN", "p_value"] <= 2 / 32
+    # 6 patients < sign_flip_min_patients (8): gene-set permutation
+    assert set(res["permutation"]) == {"gene_set"}
+    assert res["nes"].idxmax() == "IFN" and res.loc["IFN", "fdr"] < 0.1, res.loc["IFN"]
     assert set(res.loc["IFN", "leading_edge"].split(";")) <= set(IFN)
     assert res.loc["RANDOM_CONTROL", "fdr"] > 0.1
     assert (res.loc[list(BACKGROUND_SETS), "fdr"] > 0.1).mean() >= 0.9
+
+
+def _rankings(rng, n_genes=300, n_null=63, planted=0.0):
+    genes = [f"GENE{i}" for i in range(n_genes)]
+    obs = pd.Series(rng.normal(size=n_genes), index=genes)
+    obs.iloc[:15] += planted  # the first background set (BG0) shifted up
+    nulls = pd.DataFrame(rng.normal(size=(n_genes, n_null)), index=genes)
+    return obs, nulls
+
+
+def test_sign_flip_significance_under_the_null_and_with_an_effect():
+    rng = np.random.default_rng(3)
+    sets = {k: v for k, v in BACKGROUND_SETS.items() if int(k[2:]) < 15}
+    # null: the observed ranking is one more draw of the permutation distribution
+    fdrs = []
+    for _ in range(5):
+        obs, nulls = _rankings(rng)
+        res = gsea.sign_flip_prerank(obs, nulls, sets)
+        fdrs.extend(res["fdr"])
+        assert (res["p_value"] >= 1 / 64).all()
+    assert np.mean(np.asarray(fdrs) < 0.1) < 0.05
+    # power: a shifted set is found, the others are not
+    obs, nulls = _rankings(rng, planted=1.5)
+    res = gsea.sign_flip_prerank(obs, nulls, sets).set_index("term")
+    assert res.loc["BG0", "nes"] > 0 and res.loc["BG0", "fdr"] < 0.05
+    assert (res.drop(index="BG0")["fdr"] > 0.1).mean() >= 0.9
+
+
+def test_run_gsea_uses_sign_flip_from_enough_patients():
+    # plumbing of the permutation path (7 relabellings keep it fast; power needs more)
+    table, _ = gsea.run_gsea(
+        make_cohort("fall", patients=PATIENTS[:5]),
+        FAMILY,
+        cell_types=["monocyte"],
+        sign_flip_min_patients=5,
+        max_flips=7,
+        **FAST,
+    )
+    res = table.set_index("term")
+    assert set(res["permutation"]) == {"sign_flip"} and set(res["n_permutations"]) == {7}
+    assert res["es"].idxmax() == "IFN" and res.loc["IFN", "es"] > 0.5
+    assert res["p_value"].min() >= 1 / 8 - 1e-9  # a permutation p-value cannot beat 1/(7+1)
 
 
 def test_composition_only_gives_no_gsea_change_within_cell_types():
@@ -51,7 +93,6 @@ def test_composition_only_gives_no_gsea_change_within_cell_types():
         make_cohort("composition"),
         FAMILY,
         cell_types=["monocyte", "B_naive"],
-        max_flips=15,
         **FAST,
     )
     res = table.set_index(["cell_type", "term"])
@@ -64,7 +105,7 @@ def test_few_patients_fall_back_to_gene_set_permutation_with_a_warning(caplog):
     adata = make_cohort("fall", patients=PATIENTS[:3])
     with caplog.at_level(logging.WARNING, logger="cartrack.gsea"):
         table, _ = gsea.run_gsea(adata, FAMILY, cell_types=["monocyte"], **FAST)
-    assert "3 patients, fewer than 5 for patient-wise sign-flip permutation" in caplog.text
+    assert "3 patients, fewer than 8 for patient-wise sign-flip permutation" in caplog.text
     assert set(table["permutation"]) == {"gene_set"}
     assert table.set_index("term").loc["IFN", "nes"] > 0
 

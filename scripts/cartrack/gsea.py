@@ -8,7 +8,13 @@ enrichment score (Subramanian et al. 2005, weight 1) on that ranking. Significan
 - ``sign_flip`` (from ``sign_flip_min_patients`` patients on): the labels baseline / post
   are swapped within random sets of patients, PyDESeq2's coefficients and Wald test are
   refitted (size factors and dispersions kept from the observed fit) and the enrichment
-  scores of the relabelled rankings form the null. This is GSEA's phenotype permutation
+  scores of the relabelled rankings form the null. Keeping the dispersions makes the test
+  conservative when there is an effect (the relabelled fits would inflate them) and about
+  exact without one; refitting them costs ten times more. With n patients there are
+  2^n - 1 relabellings and the nominal p-value cannot go below about 2 / 2^n, hence the
+  default of 8 patients (p down to 0.008); because enrichment scores saturate once a set's
+  genes top the ranking, relabellings of a strong effect in most patients still score high,
+  so power is modest until well beyond that. This is GSEA's phenotype permutation
   (Subramanian 2005) restricted to exchanges within patients, as the paired design allows;
   NES, nominal p and FDR come from gseapy's ``gsea_significance`` exactly as for its own
   phenotype permutations. It keeps the correlation between genes of a set, so co-regulated
@@ -26,6 +32,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from cartrack import pseudobulk as pbk
@@ -191,12 +198,17 @@ def sign_flip_prerank(
     es = pd.to_numeric(obs.loc[terms, "ES"]).to_numpy(dtype=float)
     esnull = null_es.loc[terms, list(nulls.columns)].to_numpy(dtype=float)
     sig = list(gsea_significance(es, esnull))
+    # gseapy's nominal p is (nulls at least as extreme) / (nulls of the same sign), 0 when none
+    # is; count the observed labelling as one of the permutations (Phipson & Smyth 2010) so a
+    # permutation p-value is never 0
+    same_sign = np.where(es[:, None] >= 0, esnull >= 0, esnull < 0).sum(axis=1)
+    p_perm = (np.array([s[2] for s in sig]) * same_sign + 1) / (same_sign + 1)
     out = pd.DataFrame(
         {
             "term": terms,
             "nes": [s[1] for s in sig],
             "es": es,
-            "p_value": [s[2] for s in sig],
+            "p_value": p_perm,
             "fdr": [s[3] for s in sig],
             "n_genes": [len(sets[t]) for t in terms],
             "leading_edge": obs.loc[terms, "Lead_genes"].astype(str).to_numpy(),
@@ -229,8 +241,8 @@ def run_gsea(
     layer: str | None = "counts",
     min_counts: int = 10,
     permutations: int = 1000,
-    sign_flip_min_patients: int = 5,
-    max_flips: int = 31,
+    sign_flip_min_patients: int = 8,
+    max_flips: int = 63,
     min_size: int = 5,
     max_size: int = 500,
     seed: int = 0,
