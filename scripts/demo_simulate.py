@@ -11,7 +11,8 @@ sets = read_gmt(list(snakemake.input))
 simulate_cohort(
     snakemake.params.sheet,
     ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
-    baff_genes=sets["BAFF"],
+    # the simulator's BAFF programme: the broad set (the shipped BAFF set was narrowed, issue 14)
+    baff_genes=sets["NFKB2_NONCANONICAL"],
     truth_dir=Path(snakemake.output.truth),
     seed=snakemake.params.seed,
     **snakemake.params.demo,

@@ -11,6 +11,7 @@ if len(DEMO):
                 "resources/genesets/HALLMARK_INTERFERON_ALPHA_RESPONSE.gmt"
             ),
             baff=resource("resources/genesets/BAFF.gmt"),
+            nfkb2=resource("resources/genesets/NFKB2_NONCANONICAL.gmt"),
         output:
             h5=[local(p) for p in DEMO["gex"] if p.endswith(".h5")],
             mtx=[directory(local(p)) for p in DEMO["gex"] if not p.endswith(".h5")],
