@@ -37,6 +37,7 @@ import pandas as pd
 
 from cartrack import pseudobulk as pbk
 from cartrack.design import BASELINE, InputError
+from cartrack.signatures import resolve_genes
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ def merge_gene_sets(*families: Mapping[str, Sequence[str]]) -> dict[str, list[st
 def _usable_sets(
     genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], min_size: int, max_size: int
 ) -> dict[str, list[str]]:
-    from cartrack.signatures import resolve_genes
-
     sets = {}
     for name, members in gene_sets.items():
         present, _ = resolve_genes(members, genes)
@@ -197,7 +196,9 @@ def sign_flip_prerank(
     terms = list(sets)
     es = pd.to_numeric(obs.loc[terms, "ES"]).to_numpy(dtype=float)
     esnull = null_es.loc[terms, list(nulls.columns)].to_numpy(dtype=float)
+    saved = np.geterr()
     sig = list(gsea_significance(es, esnull))
+    np.seterr(**saved)  # gseapy switches floating-point warnings off for the whole process
     # gseapy's nominal p is (nulls at least as extreme) / (nulls of the same sign), 0 when none
     # is; count the observed labelling as one of the permutations (Phipson & Smyth 2010) so a
     # permutation p-value is never 0
