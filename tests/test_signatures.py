@@ -271,6 +271,16 @@ def test_changes_table_is_written_per_contract(scored, tmp_path):
     assert (back["p_value"] == "").any()  # missing p-values are empty fields
 
 
+def test_fdr_is_a_family_per_signature(scored):
+    # the random control must not borrow the interferon set's discoveries
+    _, _, changes = scored
+    for _, rows in changes.groupby("signature"):
+        np.testing.assert_allclose(rows["fdr"], sig.bh_fdr(rows["p_value"]), equal_nan=True)
+    pooled = sig.bh_fdr(changes["p_value"])
+    control = (changes["signature"] == sig.RANDOM_CONTROL).to_numpy()
+    assert (changes.loc[control, "fdr"] >= pooled[control]).all()
+
+
 def test_bh_fdr_skips_missing():
     fdr = sig.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
     assert np.isnan(fdr[1])
@@ -404,7 +414,8 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     # the family (50 hallmarks, most without genes in this small cohort) joins the signatures
     assert {"IFN", "BAFF", "HALLMARK_INTERFERON_ALPHA_RESPONSE"} <= set(gsea["term"])
     log_text = (tmp_path / "gsea.log").read_text()
-    assert "GSEA: gene set HALLMARK_HYPOXIA has 2 genes in the ranking (limits 5-500)" in log_text
+    assert "gene sets with genes in the ranking outside 5-500 left out: " in log_text
+    assert "HALLMARK_HYPOXIA (2)" in log_text
     changes = read("signature_changes.tsv")
     assert {"delta_vs_control", "p_empirical", "adjusted_delta"} <= set(changes.columns)
     assert set(changes.loc[changes["cell_type"] == "all", "composition_dependent"]) == {"true"}

@@ -74,19 +74,21 @@ def merge_gene_sets(*families: Mapping[str, Sequence[str]]) -> dict[str, list[st
 def _usable_sets(
     genes: Sequence[str], gene_sets: Mapping[str, Sequence[str]], min_size: int, max_size: int
 ) -> dict[str, list[str]]:
-    sets = {}
+    sets, left_out = {}, []
     for name, members in gene_sets.items():
         present, _ = resolve_genes(members, genes)
         if min_size <= len(present) <= max_size and len(present) < len(genes):
             sets[name] = present
         else:
-            log.warning(
-                "GSEA: gene set %s has %d genes in the ranking (limits %d-%d): left out",
-                name,
-                len(present),
-                min_size,
-                max_size,
-            )
+            left_out.append(f"{name} ({len(present)})")
+    if left_out:
+        log.warning(
+            "GSEA: %d gene sets with genes in the ranking outside %d-%d left out: %s",
+            len(left_out),
+            min_size,
+            max_size,
+            ", ".join(left_out),
+        )
     return sets
 
 

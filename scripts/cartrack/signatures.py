@@ -605,7 +605,8 @@ def signature_changes(
     Columns `signature, cell_type, timepoint, day, n_patients, baseline_mean, post_mean,
     delta, p_value, fdr, test, low_n, composition_dependent, adjusted_delta,
     adjusted_p_value, control_delta, delta_vs_control, p_empirical, n_controls`. `fdr` is
-    Benjamini-Hochberg over every `p_value` of the table.
+    Benjamini-Hochberg over the `p_value` of each signature's rows (its cell types x time
+    points).
     """
     cols = [
         "signature",
@@ -720,7 +721,9 @@ def signature_changes(
                         )
                 rows.append(row)
     out = pd.DataFrame(rows).reindex(columns=cols)
-    out["fdr"] = bh_fdr(out["p_value"])
+    # one family per signature: a negative control (or a weak set) must not borrow the
+    # discoveries of a strong one, as it would in one Benjamini-Hochberg over the table
+    out["fdr"] = out.groupby("signature", group_keys=False)["p_value"].apply(bh_fdr)
     out["n_controls"] = out["n_controls"].astype("Int64")
     for col in ("low_n", "composition_dependent"):
         out[col] = out[col].astype(bool)
