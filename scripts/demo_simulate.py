@@ -10,12 +10,13 @@ from cartrack.simulate import write_cohort
 from cartrack.simulate_tcr import simulate_tcr_files
 
 setup_logging(snakemake.log[0])
-sets = read_gmt([snakemake.input.ifn, snakemake.input.ifn_alpha, snakemake.input.baff])
+sets = read_gmt([snakemake.input.ifn, snakemake.input.ifn_alpha, snakemake.input.nfkb2])
 truth_dir = Path(snakemake.output.truth)
 write_cohort(
     snakemake.params.sheet,
     ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
-    baff_genes=sets["BAFF"],
+    # the simulator's BAFF programme: the broad set (the shipped BAFF set was narrowed, issue 14)
+    baff_genes=sets["NFKB2_NONCANONICAL"],
     truth_dir=truth_dir,
     germline=Path(snakemake.input.germline),
     seed=snakemake.params.seed,

@@ -15,12 +15,14 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
+from cartrack import pseudobulk as pbk
 from cartrack import signatures as sig
 from cartrack.tables import write_tsv
 
 IFN6 = ["IFI27", "IFI44L", "IFIT1", "ISG15", "RSAD2", "SIGLEC1"]
 ISG_MORE = ["MX1", "OAS1", "IFI6", "IFIT3", "ISG20", "STAT1"]
 BAFF = ["TNFRSF13C", "TNFRSF13B", "NFKB2", "RELB", "MAP3K14", "TRAF1", "BIRC3", "BCL2"]
+BAFF += ["BCL2L1", "BCL2A1", "MCL1", "PIM2"]
 BACKGROUND = [f"GENE{i}" for i in range(1000)]
 GENES = IFN6 + ISG_MORE + BAFF + BACKGROUND
 GENE_SETS = {
@@ -93,7 +95,10 @@ def scored(cohort):
     gene_sets = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)
     scores = sig.score_cells(cohort, gene_sets, min_genes=3, seed=0, inplace=False)
     summary = sig.summarise_scores(cohort.obs, scores, min_cells=10, groups=["B_cells"])
-    changes = sig.signature_changes(summary, post_min_day=28, tissue="PB")
+    usable = sig.usable_gene_sets(gene_sets, cohort.var_names)
+    matched = sig.matched_control_sets(cohort, usable, n_sets=100, seed=0)
+    controls = sig.control_summary(cohort, summary, usable, matched, groups=["B_cells"])
+    changes = sig.signature_changes(summary, controls=controls, post_min_day=28, tissue="PB")
     return scores, summary, changes
 
 
@@ -102,14 +107,20 @@ def scored(cohort):
 # --------------------------------------------------------------------------------------------
 def test_shipped_gene_sets(repo):
     paths = sorted((repo / "resources" / "genesets").glob("*.gmt"))
-    sets = sig.read_gmt(paths)
+    sets = sig.read_gmt([p for p in paths if p.name != "HALLMARK.gmt"])
+    hallmarks = sig.read_gmt([repo / "resources" / "genesets" / "HALLMARK.gmt"])
+    scored = {n: g for n, g in sets.items() if n not in hallmarks or n.endswith("_RESPONSE")}
     assert {
         "IFN": 6,
-        "BAFF": 10,
+        "BAFF": 6,
+        "NFKB2_NONCANONICAL": 10,
         "HALLMARK_INTERFERON_ALPHA_RESPONSE": 97,
         "HALLMARK_INTERFERON_GAMMA_RESPONSE": 200,
-    } == {name: len(genes) for name, genes in sets.items()}
+    } == {name: len(genes) for name, genes in scored.items()}
     assert sets["IFN"] == IFN6
+    # the BAFF-R set carries no receptor / subset-identity genes; the broad set keeps them
+    assert not {"TNFRSF13B", "TNFRSF13C", "TNFSF13B"} & set(sets["BAFF"])
+    assert {"TNFRSF13B", "TNFRSF13C"} <= set(sets["NFKB2_NONCANONICAL"])
 
 
 def test_read_gmt_rejects_duplicate_names(tmp_path):
@@ -210,7 +221,7 @@ def test_changes_detect_planted_ifn_drop(scored):
         assert (rows["delta"] < 0).all()
         assert (rows["fdr"] < 0.05).all(), rows
         assert (rows["n_patients"] == 6).all()
-        assert (rows["test"] == "paired_t").all() and not rows["low_n"].any()
+        assert (rows["test"] == "paired_t_vs_control").all() and not rows["low_n"].any()
     # delta is post_mean - baseline_mean
     assert np.allclose(changes["delta"], changes["post_mean"] - changes["baseline_mean"])
     # day is the median day of the label over patients (days 28..33 -> 30.5 -> 30)
@@ -260,6 +271,16 @@ def test_changes_table_is_written_per_contract(scored, tmp_path):
     assert (back["p_value"] == "").any()  # missing p-values are empty fields
 
 
+def test_fdr_is_a_family_per_signature(scored):
+    # the random control must not borrow the interferon set's discoveries
+    _, _, changes = scored
+    for _, rows in changes.groupby("signature"):
+        np.testing.assert_allclose(rows["fdr"], sig.bh_fdr(rows["p_value"]), equal_nan=True)
+    pooled = sig.bh_fdr(changes["p_value"])
+    control = (changes["signature"] == sig.RANDOM_CONTROL).to_numpy()
+    assert (changes.loc[control, "fdr"] >= pooled[control]).all()
+
+
 def test_bh_fdr_skips_missing():
     fdr = sig.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
     assert np.isnan(fdr[1])
@@ -267,10 +288,12 @@ def test_bh_fdr_skips_missing():
 
 
 # --------------------------------------------------------------------------------------------
-# Pseudobulk and GSEA
+# Pseudobulk
 # --------------------------------------------------------------------------------------------
 def test_pseudobulk_sums_counts(cohort):
-    pb = sig.pseudobulk(cohort, cell_types=["all", "monocyte", "B_cells"], min_cells=10)
+    pb = pbk.pseudobulk(
+        cohort, cell_types=["all", "monocyte", "B_cells"], min_cells=10, post_min_day=28
+    )
     assert set(pb.obs["condition"]) == {"baseline", "D28", "M3"}  # D12 < post_min_day
     assert set(pb.obs["cell_type"]) == {"all", "monocyte", "B_cells"}
     # no B-cell pseudobulk during aplasia
@@ -283,63 +306,11 @@ def test_pseudobulk_sums_counts(cohort):
     expected = np.asarray(cohort.layers["counts"][cells].sum(axis=0)).ravel()
     np.testing.assert_allclose(pb.X[row].toarray().ravel(), expected)
     assert pb.obs.loc["P1|baseline|monocyte", "n_cells"] == 40
-
-
-def test_rank_paired_puts_baseline_genes_first(cohort):
-    pb = sig.pseudobulk(cohort, cell_types=["monocyte"], min_cells=10)
-    ranking, n = sig.rank_paired(pb, cell_type="monocyte", post="M3")
-    assert n == 6
-    assert ranking.is_monotonic_decreasing
-    # the prior count keeps rare genes (a count or two) from outranking the planted ones
-    assert set(ranking.index[:12]) == set(IFN6 + ISG_MORE)
-    assert (ranking[IFN6] > 0).all()  # positive = higher at baseline
-    assert ranking.abs().max() < 3
-    empty, n0 = sig.rank_paired(pb, cell_type="monocyte", post="nope")
-    assert n0 == 0 and empty.empty
-
-
-def test_gsea_puts_interferon_sets_on_top_for_baseline(cohort, caplog):
-    gene_sets = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)
-    gene_sets["TINY"] = ["IFI27", "MX1"]
-    with caplog.at_level(logging.WARNING, logger="cartrack.signatures"):
-        table = sig.run_gsea(
-            cohort,
-            gene_sets,
-            cell_types=["all", "monocyte", "B_cells"],
-            min_cells=10,
-            permutations=200,
-            seed=0,
-        )
-    assert "TINY has 2 genes in the ranking" in caplog.text
-    assert list(table.columns[:7]) == [
-        "cell_type",
-        "comparison",
-        "term",
-        "nes",
-        "p_value",
-        "fdr",
-        "leading_edge",
-    ]
-    assert set(table["comparison"]) == {"baseline_vs_post", "baseline_vs_D28", "baseline_vs_M3"}
-    assert "TINY" not in set(table["term"])
-    for cell_type in ("all", "monocyte"):
-        res = table[(table["cell_type"] == cell_type) & (table["comparison"] == "baseline_vs_post")]
-        res = res.set_index("term")
-        for term in ("IFN", "IFN_WIDE"):
-            assert res.loc[term, "nes"] > 0 and res.loc[term, "p_value"] < 0.05
-            assert res.loc[term, "nes"] > res.loc[sig.RANDOM_CONTROL, "nes"]
-            assert set(res.loc[term, "leading_edge"].split(";")) <= set(IFN6 + ISG_MORE)
-        assert res.loc[sig.RANDOM_CONTROL, "p_value"] > 0.05
-    # in monocytes interferon is the top set; in `all` the B-cell (BAFF) genes compete, since
-    # B cells make up much of the baseline and few of the post cells
-    mono = table[(table["cell_type"] == "monocyte") & (table["comparison"] == "baseline_vs_post")]
-    assert mono.sort_values("nes", ascending=False)["term"].iloc[0] in ("IFN", "IFN_WIDE")
-    # B cells: only M3 has enough B cells after infusion
-    b = table[table["cell_type"] == "B_cells"]
-    assert set(b["comparison"]) == {"baseline_vs_post", "baseline_vs_M3"}
-    again = sig.run_gsea(cohort, gene_sets, cell_types=["all"], min_cells=10, permutations=200)
-    first = table[table["cell_type"] == "all"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(first, again)
+    counts, meta = pbk.paired_counts(pb, cell_type="B_cells", post=["D28", "M3"])
+    assert list(meta["condition"].unique()) == ["baseline", "post"]
+    assert meta["patient"].nunique() == 6 and len(counts) == 12
+    empty, none = pbk.paired_counts(pb, cell_type="B_cells", post=["D28"])
+    assert empty.empty and none.empty
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,7 +348,9 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
 
     h5ad = tmp_path / "annotated.h5ad"
     make_cohort(n_cells=25).write_h5ad(h5ad)
-    gmts = [str(p) for p in sorted((repo / "resources" / "genesets").glob("*.gmt"))]
+    folder = repo / "resources" / "genesets"
+    family = [str(folder / "HALLMARK.gmt")]
+    gmts = [str(p) for p in sorted(folder.glob("*.gmt")) if str(p) not in family]
     common = {"min_cells": 10, "tissue": "PB", "post_min_day": 28, "seed": 0}
     score = _Named(
         input=_Named(h5ad=str(h5ad), gmt=gmts),
@@ -393,6 +366,7 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
             ctrl_size=50,
             n_bins=25,
             random_control_size=20,
+            matched_controls=50,
             cell_type_groups=["B_cells"],
             min_patients_test=3,
             **common,
@@ -401,14 +375,17 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     )
     runpy.run_path(str(repo / "scripts" / "signatures_score.py"), {"snakemake": score})
     gsea = _Named(
-        input=_Named(h5ad=str(h5ad), gmt=gmts, control_gmt=score.output.control_gmt),
-        output=_Named(gsea=str(tmp_path / "gsea.tsv")),
+        input=_Named(
+            h5ad=str(h5ad), gmt=gmts, control_gmt=score.output.control_gmt, family_gmt=family
+        ),
+        output=_Named(gsea=str(tmp_path / "gsea.tsv"), de=str(tmp_path / "pseudobulk_de.tsv")),
         params=_Named(
             cell_types=["all", "monocyte", "B_cells"],
             per_timepoint=False,
-            prior_count=2,
             min_counts=10,
             permutations=100,
+            sign_flip_min_patients=7,
+            max_flips=7,
             min_size=5,
             max_size=500,
             **common,
@@ -425,13 +402,23 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
         "signature_changes.tsv": "signature cell_type timepoint day n_patients baseline_mean "
         "post_mean delta p_value fdr",
         "gsea.tsv": "cell_type comparison term nes p_value fdr leading_edge",
+        "pseudobulk_de.tsv": "cell_type comparison gene log2_fold_change stat p_value padj",
     }
     for name, cols in contract.items():
         table = read(name)
         assert set(cols.split()) <= set(table.columns), name
         assert len(table) > 0, name
     assert {"IFN", "BAFF", sig.RANDOM_CONTROL} <= set(read("signatures.tsv")["signature"])
-    assert set(read("gsea.tsv")["comparison"]) == {"baseline_vs_post"}
+    gsea = read("gsea.tsv")
+    assert set(gsea["comparison"]) == {"baseline_vs_post"}
+    # the family (50 hallmarks, most without genes in this small cohort) joins the signatures
+    assert {"IFN", "BAFF", "HALLMARK_INTERFERON_ALPHA_RESPONSE"} <= set(gsea["term"])
+    log_text = (tmp_path / "gsea.log").read_text()
+    assert "gene sets with genes in the ranking outside 5-500 left out: " in log_text
+    assert "HALLMARK_HYPOXIA (2)" in log_text
+    changes = read("signature_changes.tsv")
+    assert {"delta_vs_control", "p_empirical", "adjusted_delta"} <= set(changes.columns)
+    assert set(changes.loc[changes["cell_type"] == "all", "composition_dependent"]) == {"true"}
     scores = read("scores.tsv")
     assert scores.columns[0] == "cell" and "IFN_score" in scores.columns
     assert (

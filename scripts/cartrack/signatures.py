@@ -1,6 +1,4 @@
-"""Gene-signature scores per cell, their changes after CAR-T, and pseudobulk GSEA.
-
-Three steps, each a function of plain AnnData / pandas objects:
+"""Gene-signature scores per cell and their changes after CAR-T (signatures.tsv, changes).
 
 1. Scores per cell: :func:`score_cells` runs :func:`scanpy.tl.score_genes` once per gene set
    on the whole cohort (mean log-normalised expression of the set minus that of control genes
@@ -10,13 +8,14 @@ Three steps, each a function of plain AnnData / pandas objects:
    binned-control design corrects each cell for overall expression level (which shifts a lot
    between lymphodepleted and recovered samples), and a per-cell mean score is all the
    downstream tables need.
-2. Tables: :func:`summarise_scores` gives the mean score per sample x cell type (plus `all` and
-   groups such as `B_cells`); :func:`signature_changes` compares each post-infusion time point
-   with baseline, paired by patient.
-3. GSEA: :func:`pseudobulk` sums raw counts per patient x time point x cell type,
-   :func:`rank_paired` ranks genes by the mean paired log fold change baseline - post and
-   :func:`prerank` runs gseapy's prerank on that ranking. A positive NES therefore means the
-   set is higher at baseline than after infusion.
+2. Tables: :func:`summarise_scores` gives the mean score per sample x cell type (every single
+   type, `all` and groups such as `B_cells`); :func:`signature_changes` compares each
+   post-infusion time point with baseline, paired by patient, within cell types, with a
+   composition-adjusted estimate for pooled rows and matched random gene sets
+   (:func:`matched_control_sets`, :func:`control_summary`) as negative controls.
+
+Pseudobulk differential expression and GSEA live in :mod:`cartrack.pseudobulk` and
+:mod:`cartrack.gsea`.
 
 Gene symbols: sets are matched to ``var_names`` by exact symbol, then through :data:`ALIASES`
 (HGNC renames such as DDX58 -> RIGI), in either direction, so a set written with the old
@@ -36,7 +35,14 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse, stats
 
-from cartrack.design import B_CELLS, B_LINEAGE
+from cartrack.design import BASELINE
+from cartrack.pseudobulk import (
+    ALL,
+    CELL_TYPE_GROUPS,
+    cell_meta,
+    cell_type_masks,
+    condition_labels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +60,6 @@ ALIASES: dict[str, str] = {
     "METTL7B": "TMT1B",
 }
 
-#: Named groups of `cell_type` labels (CONTRACT.md) that tables can report next to single types.
-CELL_TYPE_GROUPS: dict[str, tuple[str, ...]] = {
-    "B_cells": tuple(B_CELLS),
-    "B_lineage": tuple(B_LINEAGE),
-}
-
-#: `cell_type` value for all cells of a sample.
-ALL = "all"
-#: Condition label of samples with day <= 0 (whatever their `timepoint` label).
-BASELINE = "baseline"
 #: Suffix of the per-cell score columns: signature `IFN` -> obs column `IFN_score`.
 SCORE_SUFFIX = "_score"
 #: Name of the random negative-control gene set.
@@ -311,25 +307,6 @@ def scores_table(scores: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------
-def _cell_type_masks(
-    cell_type: pd.Series, *, groups: Iterable[str] = (), types: bool = True
-) -> dict[str, np.ndarray]:
-    """`all`, each group of :data:`CELL_TYPE_GROUPS` and (``types``) each single type -> mask."""
-    labels = cell_type.astype(str).to_numpy()
-    masks = {ALL: np.ones(len(labels), dtype=bool)}
-    for group in groups:
-        if group == ALL:
-            continue
-        if group in CELL_TYPE_GROUPS:
-            masks[group] = np.isin(labels, CELL_TYPE_GROUPS[group])
-        else:  # a single cell type named directly
-            masks[group] = labels == group
-    if types:
-        for label in sorted(set(labels)):
-            masks.setdefault(label, labels == label)
-    return masks
-
-
 def summarise_scores(
     obs: pd.DataFrame,
     scores: pd.DataFrame,
@@ -364,7 +341,7 @@ def summarise_scores(
     values = scores[[score_column(s) for s in signatures]].to_numpy(dtype=float)
     sample = meta["sample"].to_numpy()
     rows = []
-    for cell_type, mask in _cell_type_masks(obs["cell_type"], groups=groups).items():
+    for cell_type, mask in cell_type_masks(obs["cell_type"], groups=groups).items():
         if not mask.any():
             continue
         frame = pd.DataFrame(values[mask], columns=signatures)
@@ -394,31 +371,6 @@ def summarise_scores(
     )
 
 
-def cell_meta(obs: pd.DataFrame) -> pd.DataFrame:
-    """`sample, patient, day, tissue, timepoint` of each cell as plain str / int columns.
-
-    A missing or empty `timepoint` becomes `D<day>`, the sample sheet's default.
-    """
-    meta = pd.DataFrame(index=obs.index)
-    for col in ("sample", "patient", "tissue"):
-        meta[col] = obs[col].astype(str)
-    meta["day"] = pd.to_numeric(obs["day"]).astype(int)
-    label = obs["timepoint"].astype(object) if "timepoint" in obs else pd.Series(pd.NA, obs.index)
-    label = label.where(label.notna() & (label.astype(str) != ""), "D" + meta["day"].astype(str))
-    meta["timepoint"] = label.astype(str)
-    return meta[["sample", "patient", "day", "tissue", "timepoint"]]
-
-
-def condition_labels(day: pd.Series, timepoint: pd.Series, *, post_min_day: int = 28) -> pd.Series:
-    """`baseline` (day <= 0), the `timepoint` label (day >= post_min_day), else empty (NA)."""
-    day = pd.to_numeric(day).astype(int)
-    out = pd.Series(pd.NA, index=day.index, dtype=object)
-    out[day <= 0] = BASELINE
-    post = day >= post_min_day
-    out[post] = timepoint[post].astype(str)
-    return out
-
-
 def paired_test(baseline: np.ndarray, post: np.ndarray, *, min_patients: int = 3) -> float:
     """Two-sided paired t-test p-value; NaN below ``min_patients`` pairs or without variance.
 
@@ -435,41 +387,227 @@ def paired_test(baseline: np.ndarray, post: np.ndarray, *, min_patients: int = 3
     return float(stats.ttest_rel(post, baseline).pvalue)
 
 
+# --------------------------------------------------------------------------------------------
+# Matched negative controls
+# --------------------------------------------------------------------------------------------
+def _gene_strata(adata: ad.AnnData, *, n_bins: int) -> pd.DataFrame:
+    """Per gene: expression bin (scanpy's rule: ranks of the mean over all cells cut into
+    ``n_bins`` equal groups), the cell type where it is highest, and a tertile of how
+    concentrated it is there (top cell type's mean / sum over cell types)."""
+    x = sparse.csr_matrix(adata.X)
+    mean = np.asarray(x.mean(axis=0)).ravel()
+    level = np.minimum(
+        (stats.rankdata(mean, method="ordinal") - 1) * n_bins // len(mean), n_bins - 1
+    )
+    labels = adata.obs["cell_type"].astype(str).to_numpy()
+    types = sorted(set(labels))
+    codes = pd.Categorical(labels, categories=types).codes
+    indicator = sparse.csr_matrix(
+        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(types), len(codes))
+    )
+    per_type = np.asarray((indicator @ x).todense()) / np.bincount(codes)[:, None]
+    top = per_type.argmax(axis=0)
+    share = per_type.max(axis=0) / np.maximum(per_type.sum(axis=0), 1e-12)
+    tertile = np.searchsorted(np.quantile(share, [1 / 3, 2 / 3]), share, side="right")
+    return pd.DataFrame(
+        {
+            "mean": mean,
+            "level": level,
+            "top": np.asarray(types, dtype=object)[top],
+            "specificity": tertile,
+        },
+        index=adata.var_names,
+    )
+
+
+def matched_control_sets(
+    adata: ad.AnnData,
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    n_sets: int = 200,
+    n_bins: int = 25,
+    min_candidates: int = 5,
+    seed: int = 0,
+) -> dict[str, list[list[str]]]:
+    """``n_sets`` random gene sets per signature, each matched gene by gene to the signature.
+
+    Every gene of a set is replaced by a random gene of the same expression bin, highest in
+    the same cell type and with a similar concentration there (:func:`_gene_strata`). The idea
+    is scanpy's binned control genes (Satija et al. 2015) extended by cell-type specificity,
+    so that a change of composition moves the controls as much as the signature: a set of
+    monocyte genes is compared with other monocyte genes of the same level. A stratum with
+    fewer than ``min_candidates`` genes falls back to level and cell type, then level only.
+    Candidates are genes outside every set, expressed, and not matching
+    :data:`CONTROL_EXCLUDE`. Genes of ``gene_sets`` must be data symbols (after
+    :func:`usable_gene_sets`).
+
+    Returns
+    -------
+    Signature -> ``n_sets`` gene lists, each as long as the signature; empty when ``n_sets``
+    is 0.
+    """
+    if n_sets <= 0:
+        return {}
+    strata = _gene_strata(adata, n_bins=n_bins)
+    in_sets = {g for genes in gene_sets.values() for g in genes}
+    pool = strata[
+        (strata["mean"] > 0)
+        & ~strata.index.isin(list(in_sets))
+        & ~strata.index.str.match(CONTROL_EXCLUDE.pattern)
+    ]
+    keys = (["level", "top", "specificity"], ["level", "top"], ["level"])
+    groups = [pool.groupby(k).groups for k in keys]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, genes in gene_sets.items():
+        candidates = []
+        for gene in genes:
+            row = strata.loc[gene]
+            for k, grouped in zip(keys, groups, strict=True):
+                key = tuple(row[c] for c in k) if len(k) > 1 else row[k[0]]
+                members = grouped.get(key, [])
+                if len(members) >= min_candidates or k == keys[-1]:
+                    break
+            if len(members) == 0:
+                members = pool.index
+            candidates.append(np.asarray(members))
+        draws = np.column_stack([rng.choice(c, size=n_sets) for c in candidates])
+        out[name] = [list(row) for row in draws]
+        log.info("signature %s: %d matched control sets", name, n_sets)
+    return out
+
+
+def control_summary(
+    adata: ad.AnnData,
+    summary: pd.DataFrame,
+    gene_sets: Mapping[str, Sequence[str]],
+    control_sets: Mapping[str, Sequence[Sequence[str]]],
+    *,
+    groups: Iterable[str] = ("B_cells",),
+) -> pd.DataFrame:
+    """Mean score of every matched control set on every row of ``summary``.
+
+    A control set is scored as if scanpy had scored it with the signature's own control
+    genes: mean over cells of (mean of the control set's genes - mean of the signature's
+    control genes). Means over cells are linear, so this is ``mean_score`` plus the
+    difference between the control set's and the signature's mean expression in that
+    sample x cell type; no per-cell rescoring is needed.
+
+    Returns
+    -------
+    Index `sample, cell_type, signature` (the rows of ``summary`` whose signature has controls),
+    columns 0 .. n_sets - 1.
+    """
+    names = [s for s in control_sets if s in set(summary["signature"])]
+    if not names:
+        return pd.DataFrame()
+    genes = sorted(
+        {g for s in names for g in gene_sets[s]}
+        | {g for s in names for genes in control_sets[s] for g in genes}
+    )
+    col = pd.Index(adata.var_names).get_indexer(genes)
+    x = sparse.csr_matrix(adata.X)[:, col]
+    sample = adata.obs["sample"].astype(str).to_numpy()
+    masks = cell_type_masks(adata.obs["cell_type"], groups=groups)
+    wanted = summary[["sample", "cell_type"]].drop_duplicates()
+    frames = []
+    for cell_type, rows in wanted.groupby("cell_type"):
+        if cell_type not in masks:
+            continue
+        mask = masks[cell_type]
+        samples = rows["sample"].to_numpy()
+        idx = np.flatnonzero(mask & np.isin(sample, samples))
+        codes = pd.Categorical(sample[idx], categories=samples).codes
+        indicator = sparse.csr_matrix(
+            (np.ones(len(idx)), (codes, idx)), shape=(len(samples), adata.n_obs)
+        )
+        means = (
+            np.asarray((indicator @ x).todense())
+            / np.bincount(codes, minlength=len(samples))[:, None]
+        )
+        frames.append(
+            pd.DataFrame(
+                means, index=pd.MultiIndex.from_product([samples, [cell_type]]), columns=genes
+            )
+        )
+    means = pd.concat(frames)
+    means.index.names = ["sample", "cell_type"]
+    pos = {g: i for i, g in enumerate(genes)}
+    values = means.to_numpy()
+    out = []
+    for name in names:
+        sig_mean = values[:, [pos[g] for g in gene_sets[name]]].mean(axis=1)
+        weights = np.zeros((len(genes), len(control_sets[name])))
+        for k, members in enumerate(control_sets[name]):
+            for g in members:
+                weights[pos[g], k] += 1.0 / len(members)
+        shift = pd.DataFrame(values @ weights - sig_mean[:, None], index=means.index)
+        rows = summary[summary["signature"] == name].set_index(["sample", "cell_type"])
+        ctrl = shift.loc[rows.index].to_numpy() + rows["mean_score"].to_numpy()[:, None]
+        index = pd.MultiIndex.from_arrays(
+            [rows.index.get_level_values(0), rows.index.get_level_values(1), [name] * len(rows)],
+            names=["sample", "cell_type", "signature"],
+        )
+        out.append(pd.DataFrame(ctrl, index=index))
+    return pd.concat(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Changes after infusion
+# --------------------------------------------------------------------------------------------
+def _members(cell_type: str, single_types: Sequence[str]) -> list[str] | None:
+    """Single types pooled in a composition-dependent row (`all`, a group); None otherwise."""
+    if cell_type == ALL:
+        return list(single_types)
+    if cell_type in CELL_TYPE_GROUPS:
+        return [t for t in CELL_TYPE_GROUPS[cell_type] if t in single_types]
+    return None
+
+
+def _one_sample_p(values: np.ndarray, *, min_patients: int) -> float:
+    """Two-sided one-sample t-test of per-patient changes against 0 (a paired t-test)."""
+    return paired_test(np.zeros(len(values)), np.asarray(values), min_patients=min_patients)
+
+
 def signature_changes(
     summary: pd.DataFrame,
     *,
-    post_min_day: int = 28,
+    post_min_day: int,
+    visit_window_days: int = 0,
+    controls: pd.DataFrame | None = None,
     tissue: str | None = "PB",
     min_patients_test: int = 3,
     low_n: int = 5,
 ) -> pd.DataFrame:
     """Each post-infusion time point against baseline, paired by patient (signature_changes.tsv).
 
-    Per patient, the baseline value is the mean over that patient's baseline samples (day <= 0)
-    and the post value the mean over its samples with that `timepoint` label (day >=
-    ``post_min_day``); only sample x cell type rows present in ``summary`` count, i.e. those
-    with enough cells. Patients are grouped by label, not by day, because they are sampled on
-    different days.
+    Per patient, the baseline value is the mean over that patient's baseline samples and the
+    post value the mean over its samples with that `timepoint` label (phases from
+    :func:`cartrack.design.phase`); only sample x cell type rows present in ``summary`` count,
+    i.e. those with enough cells. Patients are grouped by label, not by day, because they are
+    sampled on different days.
 
-    Parameters
-    ----------
-    summary
-        Output of :func:`summarise_scores`.
-    post_min_day
-        First day counted as after infusion (config `tracking.post_min_day`).
-    tissue
-        Only samples of this tissue (None: all tissues together).
-    min_patients_test
-        Fewer paired patients than this: no test, `p_value` empty.
-    low_n
-        Rows with fewer paired patients than this are flagged `low_n` = true.
+    Within a cell type the change is not a change of composition. Rows that pool cell types
+    (`all`, groups such as `B_cells`) are flagged `composition_dependent`; next to their
+    `delta` stands `adjusted_delta`: the per-type changes of each patient weighted by that
+    patient's baseline composition (share of each type among its baseline cells; types
+    without a pair are left out and the weights renormalised), averaged over patients,
+    with its own paired t-test `adjusted_p_value`.
+
+    With ``controls`` (:func:`control_summary`), every row also gets the same change for
+    each matched control set: `control_delta` (their mean), `delta_vs_control` = delta -
+    control_delta, `p_empirical` (two-sided: share of control sets whose delta lies at
+    least as far from the controls' mean, with the usual +1 in numerator and denominator)
+    and `p_value` then tests the per-patient change relative to its matched controls, so a
+    shift that any comparable genes show (normalisation, composition, depth) is not called.
 
     Returns
     -------
-    Columns `signature, cell_type, timepoint, day, n_patients, baseline_mean, post_mean, delta,
-    p_value, fdr, test, low_n`. `delta` = post_mean - baseline_mean (means over the paired
-    patients); `day` is the median day of the time point over the patients sampled then;
-    `fdr` is Benjamini-Hochberg over every p-value of the table.
+    Columns `signature, cell_type, timepoint, day, n_patients, baseline_mean, post_mean,
+    delta, p_value, fdr, test, low_n, composition_dependent, adjusted_delta,
+    adjusted_p_value, control_delta, delta_vs_control, p_empirical, n_controls`. `fdr` is
+    Benjamini-Hochberg over the `p_value` of each signature's rows (its cell types x time
+    points).
     """
     cols = [
         "signature",
@@ -484,18 +622,52 @@ def signature_changes(
         "fdr",
         "test",
         "low_n",
+        "composition_dependent",
+        "adjusted_delta",
+        "adjusted_p_value",
+        "control_delta",
+        "delta_vs_control",
+        "p_empirical",
+        "n_controls",
     ]
     df = summary if tissue is None else summary[summary["tissue"] == tissue]
     df = df.assign(
-        condition=condition_labels(df["day"], df["timepoint"], post_min_day=post_min_day)
-    )
-    df = df.dropna(subset=["condition"])
+        condition=condition_labels(
+            df["day"],
+            df["timepoint"],
+            post_min_day=post_min_day,
+            visit_window_days=visit_window_days,
+            tissue=df["tissue"],
+        )
+    ).dropna(subset=["condition"])
+    keys = ["signature", "cell_type", "condition", "patient"]
     post_days = df[df["condition"] != BASELINE].drop_duplicates("sample")
     median_day = post_days.groupby("timepoint")["day"].median().round().astype(int)
-    per_patient = (
-        df.groupby(["signature", "cell_type", "condition", "patient"])["mean_score"]
-        .mean()
-        .unstack("condition")
+    per_patient = df.groupby(keys)["mean_score"].mean().unstack("condition")
+    ctrl = None
+    if controls is not None and len(controls):
+        meta = df.set_index(["sample", "cell_type", "signature"])[["patient", "condition"]]
+        joined = controls.join(meta, how="inner")
+        ctrl = joined.groupby(
+            [
+                joined.index.get_level_values("signature"),
+                joined.index.get_level_values("cell_type"),
+                "condition",
+                "patient",
+            ]
+        ).mean(numeric_only=True)
+        ctrl.index.names = keys
+    # baseline composition per patient: share of each single type among its baseline cells
+    groups_or_all = {ALL, *CELL_TYPE_GROUPS}
+    single_types = sorted(set(df["cell_type"]) - groups_or_all)
+    cells = df.drop_duplicates(["sample", "cell_type"])
+    base_cells = cells[cells["condition"] == BASELINE]
+    totals = base_cells[base_cells["cell_type"] == ALL].groupby("patient")["n_cells"].sum()
+    shares = (
+        base_cells[base_cells["cell_type"].isin(single_types)]
+        .groupby(["patient", "cell_type"])["n_cells"]
+        .sum()
+        .div(totals, level="patient")
     )
     rows = []
     if BASELINE in per_patient.columns:
@@ -503,26 +675,65 @@ def signature_changes(
             if timepoint not in per_patient.columns:
                 continue
             pairs = per_patient[[BASELINE, timepoint]].dropna()
+            change = (pairs[timepoint] - pairs[BASELINE]).rename("change")
             for (signature, cell_type), pair in pairs.groupby(level=["signature", "cell_type"]):
                 base, post = pair[BASELINE].to_numpy(), pair[timepoint].to_numpy()
-                p = paired_test(base, post, min_patients=min_patients_test)
-                rows.append(
-                    {
-                        "signature": signature,
-                        "cell_type": cell_type,
-                        "timepoint": timepoint,
-                        "day": int(median_day[timepoint]),
-                        "n_patients": len(pair),
-                        "baseline_mean": base.mean(),
-                        "post_mean": post.mean(),
-                        "delta": post.mean() - base.mean(),
-                        "p_value": p,
-                        "test": "none" if np.isnan(p) else "paired_t",
-                        "low_n": len(pair) < low_n,
-                    }
-                )
-    out = pd.DataFrame(rows, columns=cols)
-    out["fdr"] = bh_fdr(out["p_value"])
+                patients = pair.index.get_level_values("patient")
+                row = {
+                    "signature": signature,
+                    "cell_type": cell_type,
+                    "timepoint": timepoint,
+                    "day": int(median_day[timepoint]),
+                    "n_patients": len(pair),
+                    "baseline_mean": base.mean(),
+                    "post_mean": post.mean(),
+                    "delta": post.mean() - base.mean(),
+                    "low_n": len(pair) < low_n,
+                    "composition_dependent": cell_type in groups_or_all,
+                }
+                d = post - base
+                if ctrl is not None and (signature, cell_type, BASELINE, patients[0]) in ctrl.index:
+                    idx_b = [(signature, cell_type, BASELINE, p) for p in patients]
+                    idx_p = [(signature, cell_type, timepoint, p) for p in patients]
+                    cd = ctrl.loc[idx_p].to_numpy() - ctrl.loc[idx_b].to_numpy()
+                    null = cd.mean(axis=0)
+                    centre = null.mean()
+                    row["control_delta"] = centre
+                    row["delta_vs_control"] = row["delta"] - centre
+                    far = np.abs(null - centre) >= abs(row["delta"] - centre) - 1e-12
+                    row["p_empirical"] = (1 + far.sum()) / (1 + len(null))
+                    row["n_controls"] = len(null)
+                    p = _one_sample_p(d - cd.mean(axis=1), min_patients=min_patients_test)
+                    row["test"] = "none" if np.isnan(p) else "paired_t_vs_control"
+                else:
+                    p = paired_test(base, post, min_patients=min_patients_test)
+                    row["test"] = "none" if np.isnan(p) else "paired_t"
+                row["p_value"] = p
+                members = _members(cell_type, single_types)
+                if members:
+                    adjusted = []
+                    for patient in patients:
+                        w, x = [], []
+                        for t in members:
+                            key = (signature, t, patient)
+                            if key in change.index and (patient, t) in shares.index:
+                                w.append(shares[(patient, t)])
+                                x.append(change[key])
+                        if w and sum(w) > 0:
+                            adjusted.append(np.dot(w, x) / sum(w))
+                    if adjusted:
+                        row["adjusted_delta"] = float(np.mean(adjusted))
+                        row["adjusted_p_value"] = _one_sample_p(
+                            np.asarray(adjusted), min_patients=min_patients_test
+                        )
+                rows.append(row)
+    out = pd.DataFrame(rows).reindex(columns=cols)
+    # one family per signature: a negative control (or a weak set) must not borrow the
+    # discoveries of a strong one, as it would in one Benjamini-Hochberg over the table
+    out["fdr"] = out.groupby("signature", group_keys=False)["p_value"].apply(bh_fdr)
+    out["n_controls"] = out["n_controls"].astype("Int64")
+    for col in ("low_n", "composition_dependent"):
+        out[col] = out[col].astype(bool)
     return out.sort_values(["signature", "cell_type", "day"]).reset_index(drop=True)
 
 
@@ -534,297 +745,3 @@ def bh_fdr(p_values: pd.Series) -> pd.Series:
     if ok.any():
         out[ok] = stats.false_discovery_control(p[ok].to_numpy(), method="bh")
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Pseudobulk and GSEA
-# --------------------------------------------------------------------------------------------
-def pseudobulk(
-    adata: ad.AnnData,
-    *,
-    cell_types: Iterable[str] = (ALL, "monocyte", "B_cells"),
-    layer: str | None = "counts",
-    post_min_day: int = 28,
-    tissue: str | None = "PB",
-    min_cells: int = 20,
-) -> ad.AnnData:
-    """Summed raw counts per patient x condition x cell type.
-
-    Conditions are `baseline` (all samples with day <= 0) and each post-infusion `timepoint`
-    label (day >= ``post_min_day``); cells between are left out. ``cell_types`` holds `all`,
-    single `cell_type` labels or names of :data:`CELL_TYPE_GROUPS`. A pseudobulk sample from
-    fewer than ``min_cells`` cells is dropped.
-
-    Returns
-    -------
-    AnnData: obs `patient, condition, cell_type, n_cells, day` (median day of its cells), X the
-    summed counts (sparse CSR), var as in ``adata``.
-    """
-    meta = cell_meta(adata.obs)
-    keep = np.ones(adata.n_obs, dtype=bool)
-    if tissue is not None:
-        keep &= (meta["tissue"] == tissue).to_numpy()
-    condition = condition_labels(meta["day"], meta["timepoint"], post_min_day=post_min_day)
-    keep &= condition.notna().to_numpy()
-    counts = adata.layers[layer] if layer else adata.X
-    counts = sparse.csr_matrix(counts)
-    patient = meta["patient"].to_numpy()
-    day = meta["day"].to_numpy()
-    masks = _cell_type_masks(adata.obs["cell_type"], groups=cell_types, types=False)
-    wanted = {c for c in cell_types}
-    meta, blocks = [], []
-    for cell_type, mask in masks.items():
-        if cell_type not in wanted:
-            continue
-        sel = mask & keep
-        key = pd.DataFrame({"patient": patient[sel], "condition": condition[sel].to_numpy()})
-        codes, uniques = pd.factorize(pd.MultiIndex.from_frame(key), sort=True)
-        if len(uniques) == 0:
-            continue
-        idx = np.flatnonzero(sel)
-        indicator = sparse.csr_matrix(
-            (np.ones(len(idx)), (codes, idx)), shape=(len(uniques), adata.n_obs)
-        )
-        n_cells = np.bincount(codes, minlength=len(uniques))
-        med_day = pd.Series(day[sel]).groupby(codes).median().to_numpy()
-        frame = uniques.to_frame(index=False, name=["patient", "condition"])
-        frame["cell_type"] = cell_type
-        frame["n_cells"] = n_cells
-        frame["day"] = med_day
-        ok = n_cells >= min_cells
-        meta.append(frame[ok])
-        blocks.append((indicator @ counts)[ok])
-    if not meta:
-        return ad.AnnData(
-            X=sparse.csr_matrix((0, adata.n_vars)),
-            obs=pd.DataFrame(columns=["patient", "condition", "cell_type", "n_cells", "day"]),
-            var=adata.var[[]],
-        )
-    obs_pb = pd.concat(meta, ignore_index=True)
-    obs_pb.index = [
-        f"{r.patient}|{r.condition}|{r.cell_type}" for r in obs_pb.itertuples(index=False)
-    ]
-    return ad.AnnData(X=sparse.vstack(blocks).tocsr(), obs=obs_pb, var=adata.var[[]])
-
-
-def log_cpm(counts: np.ndarray, *, prior_count: float = 2.0) -> np.ndarray:
-    """log2 counts per million with edgeR's prior (``cpm(log=TRUE, prior.count=2)``).
-
-    Each row (a pseudobulk sample) gets ``prior_count`` scaled by its library size relative to
-    the mean library size, so the prior is the same on the CPM scale in every row and a
-    smaller library does not push weak genes one way.
-    """
-    counts = np.asarray(counts, dtype=float)
-    lib = counts.sum(axis=1, keepdims=True)
-    prior = prior_count * lib / max(lib.mean(), 1.0)
-    return np.log2((counts + prior) / np.maximum(lib + 2 * prior, 1.0) * 1e6)
-
-
-def rank_paired(
-    pb: ad.AnnData,
-    *,
-    cell_type: str,
-    post: str | Sequence[str],
-    prior_count: float = 2.0,
-    min_counts: int = 10,
-) -> tuple[pd.Series, int]:
-    """Rank genes by the mean paired log2 fold change baseline - post over patients.
-
-    For each patient with both a baseline and a post pseudobulk of ``cell_type``: log2 CPM
-    with a prior count (:func:`log_cpm`), difference baseline - post; the ranking is the mean
-    of these differences over patients. The prior shrinks fold changes of weakly expressed
-    genes towards 0, so a gene going from 1 count to 0 cannot top the ranking. With the 2-6
-    patients of a trial cohort a dispersion model (DESeq2/edgeR) has little to estimate from;
-    the paired fold change removes the patient effect, is fast and needs no extra dependency
-    (PyDESeq2 is not installed). GSEA only needs the order.
-
-    Parameters
-    ----------
-    pb
-        Output of :func:`pseudobulk`.
-    cell_type
-        Which pseudobulk rows.
-    post
-        One post condition label, or several: their counts are summed per patient first
-        (`baseline_vs_post` pools every post time point).
-    prior_count
-        Prior count of :func:`log_cpm` (edgeR's default 2).
-    min_counts
-        Genes with fewer counts than this over all paired pseudobulks are left out: they carry
-        noise and tie near 0 (edgeR's ``filterByExpr`` uses the same ``min.count = 10``).
-
-    Returns
-    -------
-    ``(ranking, n_patients)``: gene -> mean log2 fold change (sorted, descending) and the number
-    of paired patients (0: empty ranking).
-    """
-    post = [post] if isinstance(post, str) else list(post)
-    sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]
-    x = sparse.csr_matrix(sub.X)
-    patients = sub.obs["patient"].to_numpy()
-    condition = sub.obs["condition"].to_numpy()
-    base_rows, post_rows = [], []
-    for patient in sorted(set(patients)):
-        is_base = (patients == patient) & (condition == BASELINE)
-        is_post = (patients == patient) & np.isin(condition, post)
-        if is_base.any() and is_post.any():
-            base_rows.append(np.asarray(x[is_base].sum(axis=0)).ravel())
-            post_rows.append(np.asarray(x[is_post].sum(axis=0)).ravel())
-    if not base_rows:
-        return pd.Series(dtype=float), 0
-    n = len(base_rows)
-    counts = np.vstack(base_rows + post_rows)
-    logcpm = log_cpm(counts, prior_count=prior_count)
-    lfc = (logcpm[:n] - logcpm[n:]).mean(axis=0)
-    expressed = counts.sum(axis=0) >= min_counts
-    ranking = pd.Series(lfc, index=pb.var_names)[expressed]
-    return ranking.sort_values(ascending=False, kind="mergesort"), n
-
-
-def prerank(
-    ranking: pd.Series,
-    gene_sets: Mapping[str, Sequence[str]],
-    *,
-    permutations: int = 1000,
-    min_size: int = 5,
-    max_size: int = 500,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """gseapy prerank on one ranking; sets outside the size limits are dropped with a warning.
-
-    Returns
-    -------
-    Columns `term, nes, es, p_value, fdr, n_genes, leading_edge` (`;`-joined genes), sorted by
-    NES (descending). Empty when no set is left. A `p_value` of 0 means below
-    1 / ``permutations``.
-    """
-    import gseapy  # heavy import, only here
-
-    cols = ["term", "nes", "es", "p_value", "fdr", "n_genes", "leading_edge"]
-    genes = set(ranking.index)
-    sets = {}
-    for name, members in gene_sets.items():
-        present, _ = resolve_genes(members, genes)
-        if min_size <= len(present) <= max_size and len(present) < len(genes):
-            sets[name] = present
-        else:
-            log.warning(
-                "GSEA: gene set %s has %d genes in the ranking (limits %d-%d): left out",
-                name,
-                len(present),
-                min_size,
-                max_size,
-            )
-    if not sets:
-        return pd.DataFrame(columns=cols)
-    res = gseapy.prerank(
-        rnk=ranking,
-        gene_sets=sets,
-        outdir=None,
-        min_size=min_size,
-        max_size=max_size,
-        permutation_num=permutations,
-        seed=seed,
-        threads=1,
-        no_plot=True,
-        verbose=False,
-    ).res2d
-    out = pd.DataFrame(
-        {
-            "term": res["Term"].astype(str),
-            "nes": pd.to_numeric(res["NES"], errors="coerce"),
-            "es": pd.to_numeric(res["ES"], errors="coerce"),
-            "p_value": pd.to_numeric(res["NOM p-val"], errors="coerce"),
-            "fdr": pd.to_numeric(res["FDR q-val"], errors="coerce"),
-            "leading_edge": res["Lead_genes"].astype(str),
-        }
-    )
-    out["n_genes"] = out["term"].map(lambda t: len(sets[t]))
-    return out[cols].sort_values("nes", ascending=False, kind="mergesort").reset_index(drop=True)
-
-
-def run_gsea(
-    adata: ad.AnnData,
-    gene_sets: Mapping[str, Sequence[str]],
-    *,
-    cell_types: Sequence[str] = (ALL, "monocyte", "B_cells"),
-    post_min_day: int = 28,
-    tissue: str | None = "PB",
-    min_cells: int = 20,
-    per_timepoint: bool = True,
-    layer: str | None = "counts",
-    prior_count: float = 2.0,
-    min_counts: int = 10,
-    permutations: int = 1000,
-    min_size: int = 5,
-    max_size: int = 500,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Pseudobulk GSEA, baseline against after infusion, per cell type (gsea.tsv).
-
-    Comparisons: `baseline_vs_post` (every post time point of a patient pooled) and, with
-    ``per_timepoint``, `baseline_vs_<timepoint>` for each post time point label. Genes are
-    ranked by :func:`rank_paired` (baseline - post), so a positive NES means higher at
-    baseline. A comparison without any paired patient is skipped with a log message.
-
-    Returns
-    -------
-    Columns `cell_type, comparison, term, nes, p_value, fdr, leading_edge, es, n_genes,
-    n_patients`.
-    """
-    cols = [
-        "cell_type",
-        "comparison",
-        "term",
-        "nes",
-        "p_value",
-        "fdr",
-        "leading_edge",
-        "es",
-        "n_genes",
-        "n_patients",
-    ]
-    pb = pseudobulk(
-        adata,
-        cell_types=cell_types,
-        layer=layer,
-        post_min_day=post_min_day,
-        tissue=tissue,
-        min_cells=min_cells,
-    )
-    post_days = pb.obs[pb.obs["condition"] != BASELINE].groupby("condition")["day"].median()
-    timepoints = list(post_days.sort_values().index)
-    comparisons = {"baseline_vs_post": timepoints}
-    if per_timepoint:
-        comparisons |= {f"baseline_vs_{t}": [t] for t in timepoints}
-    results = []
-    for cell_type in cell_types:
-        for comparison, post in comparisons.items():
-            ranking, n_patients = rank_paired(
-                pb, cell_type=cell_type, post=post, prior_count=prior_count, min_counts=min_counts
-            )
-            if n_patients == 0:
-                log.info("GSEA %s %s: no patient with both conditions", cell_type, comparison)
-                continue
-            res = prerank(
-                ranking,
-                gene_sets,
-                permutations=permutations,
-                min_size=min_size,
-                max_size=max_size,
-                seed=seed,
-            )
-            log.info(
-                "GSEA %s %s: %d patients, %d genes, %d sets",
-                cell_type,
-                comparison,
-                n_patients,
-                len(ranking),
-                len(res),
-            )
-            results.append(
-                res.assign(cell_type=cell_type, comparison=comparison, n_patients=n_patients)
-            )
-    if not results:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(results, ignore_index=True)[cols]

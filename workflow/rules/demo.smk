@@ -12,6 +12,7 @@ if len(DEMO):
             ),
             baff=resource("resources/genesets/BAFF.gmt"),
             germline=resource("resources/germline/human_ig_segments.tsv"),
+            nfkb2=resource("resources/genesets/NFKB2_NONCANONICAL.gmt"),
         output:
             h5=[local(p) for p in DEMO["gex"] if p.endswith(".h5")],
             mtx=[directory(local(p)) for p in DEMO["gex"] if not p.endswith(".h5")],

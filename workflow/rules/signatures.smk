@@ -1,5 +1,6 @@
-# Gene-signature scores (IFN, BAFF, hallmark interferon sets, user sets) and pseudobulk GSEA.
-# Library: scripts/cartrack/signatures.py; gene sets and their sources: resources/genesets/.
+# Gene-signature scores (IFN, BAFF, hallmark interferon sets, user sets), pseudobulk DE and GSEA.
+# Library: scripts/cartrack/signatures.py, pseudobulk.py, gsea.py; gene sets and their
+# sources: resources/genesets/.
 
 
 rule signatures_score:
@@ -35,11 +36,13 @@ rule signatures_score:
         random_control_size=lookup(
             dpath="signatures/random_control_size", within=config
         ),
+        matched_controls=lookup(dpath="signatures/matched_controls", within=config),
         min_cells=lookup(dpath="signatures/min_cells", within=config),
         cell_type_groups=lookup(dpath="signatures/cell_type_groups", within=config),
         tissue=lookup(dpath="signatures/tissue", within=config),
         min_patients_test=lookup(dpath="signatures/min_patients_test", within=config),
         post_min_day=lookup(dpath="tracking/post_min_day", within=config),
+        visit_window_days=lookup(dpath="tracking/visit_window_days", within=config),
         seed=lookup(dpath="seed", within=config),
     script:
         "../../scripts/signatures_score.py"
@@ -50,10 +53,16 @@ rule signatures_gsea:
         h5ad="results/gex/annotated.h5ad",
         gmt=signature_gmts(),
         control_gmt="results/signatures/random_control.gmt",
+        family_gmt=[resource(p) for p in config["signatures"]["gsea"]["family_gmt"]],
     output:
         gsea=report(
             "results/tables/gsea.tsv",
             caption="../report/table_gsea.rst",
+            category="5. Signatures",
+        ),
+        de=report(
+            "results/tables/pseudobulk_de.tsv",
+            caption="../report/table_pseudobulk_de.rst",
             category="5. Signatures",
         ),
     log:
@@ -63,18 +72,23 @@ rule signatures_gsea:
     threads: 1
     resources:
         mem_mb=lambda wc, input, attempt: int((2000 + 6 * input.size_mb) * attempt),
-        runtime=lambda wc, attempt: 30 * attempt,
+        # sign-flip permutation refits PyDESeq2 up to max_flips times per test
+        runtime=lambda wc, attempt: 60 * attempt,
     params:
         cell_types=lookup(dpath="signatures/gsea/cell_types", within=config),
         per_timepoint=lookup(dpath="signatures/gsea/per_timepoint", within=config),
-        prior_count=lookup(dpath="signatures/gsea/prior_count", within=config),
         min_counts=lookup(dpath="signatures/gsea/min_counts", within=config),
         permutations=lookup(dpath="signatures/gsea/permutations", within=config),
+        sign_flip_min_patients=lookup(
+            dpath="signatures/gsea/sign_flip_min_patients", within=config
+        ),
+        max_flips=lookup(dpath="signatures/gsea/max_flips", within=config),
         min_size=lookup(dpath="signatures/gsea/min_size", within=config),
         max_size=lookup(dpath="signatures/gsea/max_size", within=config),
         min_cells=lookup(dpath="signatures/min_cells", within=config),
         tissue=lookup(dpath="signatures/tissue", within=config),
         post_min_day=lookup(dpath="tracking/post_min_day", within=config),
+        visit_window_days=lookup(dpath="tracking/visit_window_days", within=config),
         seed=lookup(dpath="seed", within=config),
     script:
         "../../scripts/signatures_gsea.py"
