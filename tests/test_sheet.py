@@ -95,7 +95,7 @@ def test_files_made_by_a_rule_need_not_exist(files):
 def test_shipped_demo_sheet_is_valid(repo):
     sheet = load_sheet(repo / "config" / "samples.tsv", exists=lambda p: True)
     assert sheet["patient"].nunique() == 4
-    assert set(sheet["tissue"]) == {"PB", "BM"}
+    assert set(sheet["tissue"]) == {"PB", "BM", "product"}
     assert (sheet.groupby("patient")["day"].min() <= 0).all()
 
 

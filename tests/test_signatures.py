@@ -351,7 +351,13 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     folder = repo / "resources" / "genesets"
     family = [str(folder / "HALLMARK.gmt")]
     gmts = [str(p) for p in sorted(folder.glob("*.gmt")) if str(p) not in family]
-    common = {"min_cells": 10, "tissue": "PB", "post_min_day": 28, "seed": 0}
+    common = {
+        "min_cells": 10,
+        "tissue": "PB",
+        "post_min_day": 28,
+        "visit_window_days": 3,
+        "seed": 0,
+    }
     score = _Named(
         input=_Named(h5ad=str(h5ad), gmt=gmts),
         output=_Named(
