@@ -29,6 +29,10 @@ def make_tiny_project(
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["samples"] = "config/samples.tsv"
     config["demo"]["cells_per_sample"] = cells
+    # The simulator injects doublets at demo.doublet_rate whatever the sample size; tell QC
+    # that rate, as a user tells it their loading's (qc.expected_doublet_rate), instead of
+    # the 10x loading formula, which for 400-cell samples expects ten times fewer.
+    config["qc"]["expected_doublet_rate"] = config["demo"]["doublet_rate"]
     for key, value in overrides.items():
         section, _, name = key.partition(".")
         if name:
