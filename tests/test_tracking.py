@@ -89,6 +89,16 @@ def sample_sheet(rows: list[tuple]) -> pd.DataFrame:
     return sheet_table(sheet, post_min_day=28, visit_window_days=3)
 
 
+def dp_frame(**clones) -> pd.DataFrame:
+    """A per-clone CD19+BCMA+ table (clone -> (cd19_bcma_fraction, double_positive)), as
+    cartrack.double_positive.clone_double_positive returns it."""
+    rows = [
+        {"clone_id": k, "cd19_bcma_fraction": f, "double_positive": d, "dp_confidence": 0.999}
+        for k, (f, d) in clones.items()
+    ]
+    return pd.DataFrame(rows)
+
+
 def cells_of(counts: list[tuple], samples: pd.DataFrame) -> pd.DataFrame:
     """Tracked cells from (clone, sample, n, cell_type[, double_positive]) entries."""
     rows = []
@@ -247,7 +257,7 @@ def test_clone_tables_by_hand():
     cells["isotype"] = np.where(cells["clone_id"] == "E", "IgM", "IgG1")
     cells["mu_freq"] = np.where(cells["clone_id"] == "E", 0.0, 0.05)
     clones, timeline = clone_tables(
-        cells, samples, alpha=ALPHA, dp_min_fraction=0.5, dp_min_baseline_cells=3
+        cells, samples, alpha=ALPHA, double_positive=dp_frame(C=(0.75, True), B=(0.0, False))
     )
     c = clones.set_index("clone_id")
     assert list(c.loc["A", ["n_cells", "n_cells_baseline", "n_cells_post"]]) == [14, 10, 3]
@@ -353,7 +363,8 @@ def test_persisting_double_positive_clone_is_persistent():
               ("R", "base", 30, "B_memory"), ("R", "m3", 40, "B_memory"),
               ("R", "m6", 40, "B_memory")]  # fmt: skip
     samples = sample_sheet(rows)
-    clones, _ = clone_tables(cells_of(counts, samples), samples, alpha=ALPHA, dp_min_fraction=0.2)
+    dp = dp_frame(DP=(8 / 12, True), GONE=(1.0, True), R=(0.0, False))
+    clones, _ = clone_tables(cells_of(counts, samples), samples, alpha=ALPHA, double_positive=dp)
     c = clones.set_index("clone_id")
     assert c.loc["DP", "double_positive"] and c.loc["DP", "status"] == "persistent"
     assert c.loc["GONE", "double_positive"] and c.loc["GONE", "status"] == "eliminated"
@@ -549,14 +560,13 @@ def _parts_and_sheet():
         gex_rows, orient="index", columns=["cell_type", "rna_CD19", "rna_TNFRSF17"]
     )
     gex["sample"] = [i.rsplit("_", 1)[0] for i in gex.index]
+    gex["patient"], gex["total_counts"] = "P1", 2000.0
     return parts, sheet, gex
 
 
 def test_track_clones_end_to_end(tmp_path):
     parts, sheet, gex = _parts_and_sheet()
-    res = track_clones(
-        parts, gex, sheet, dp_min_fraction=0.5, dp_min_baseline_cells=3, post_min_day=28
-    )
+    res = track_clones(parts, gex, sheet, dp_min_baseline_cells=3, post_min_day=28)
     clones = res.clones.set_index("clone_id")
     big = clones.loc["P1_C1"]
     assert big["n_cells"] == 3  # a, b, c; nogex and tcell are not B-lineage GEX cells

@@ -43,7 +43,7 @@ from cartrack.design import (
     InputError,
     phase,
 )
-from cartrack.double_positive import double_positive_cells
+from cartrack.double_positive import clone_double_positive
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def tracked_cells(
     bcr_cells
         Per BCR cell (index cell name): ``sample``, ``clone_id`` and annotations.
     gex_cells
-        Per gene-expression cell: ``cell_type`` and ``double_positive`` (bool).
+        Per gene-expression cell: ``cell_type``.
     samples
         :func:`sheet_table`.
     """
@@ -359,11 +359,6 @@ def tracked_cells(
     cells["clone_id"] = cells["clone_id"].astype(str).to_numpy()
     cells["cell_type"] = gex_cells.loc[cells.index, "cell_type"].astype(str).to_numpy()
     cells = cells.loc[cells["cell_type"].isin(B_LINEAGE_TYPES)]
-    cells["double_positive"] = (
-        gex_cells.loc[cells.index, "double_positive"].astype(bool).to_numpy()
-        if "double_positive" in gex_cells.columns
-        else False
-    )
     meta = samples.loc[cells["sample"], ["patient", "day", "tissue", "timepoint", "phase"]]
     for col in meta.columns:
         cells[col] = meta[col].to_numpy()
@@ -443,8 +438,7 @@ def clone_tables(
     alpha: float = 0.05,
     fdr_family: str = "testable",
     compartments: Mapping[str, Sequence[str]] = COMPARTMENTS,
-    dp_min_fraction: float = 0.2,
-    dp_min_baseline_cells: int = 3,
+    double_positive: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``clones.tsv`` and ``clone_timeline.tsv`` from the tracked cells.
 
@@ -461,9 +455,10 @@ def clone_tables(
         (:func:`q_values`); ``all``: over every baseline-seen clone.
     compartments
         Name -> cell types; a clone is compared with the cells of its own compartment.
-    dp_min_fraction, dp_min_baseline_cells
-        ``double_positive`` when ``cd19_bcma_fraction >= dp_min_fraction`` among at least
-        ``dp_min_baseline_cells`` baseline cells.
+    double_positive
+        :func:`cartrack.double_positive.clone_double_positive` of the clones' baseline
+        cells (``clone_id``, ``cd19_bcma_fraction``, ``double_positive``,
+        ``dp_confidence``); None: no clone is double positive.
 
     Returns
     -------
@@ -486,7 +481,7 @@ def clone_tables(
         "cd19_bcma_fraction", "double_positive", "tissue_assessed", "n_comparable_baseline",
         "n_comparable_post", "p_missed", "q_value", "status", "n_cells_early", "compartment",
         "n_assessed_baseline", "n_assessed_post", "testable", "ighv4_34", "isotypes",
-        "heavy_junction_aa",
+        "heavy_junction_aa", "dp_confidence",
     ]  # fmt: skip
     tcols = [
         "patient", "clone_id", "sample", "day", "tissue", "timepoint", "n_cells",
@@ -502,10 +497,9 @@ def clone_tables(
         "heavy_junction_aa",
         "isotype",
         "mu_freq",
-        "double_positive",
     ):
         if col not in c.columns:
-            c[col] = False if col == "double_positive" else np.nan
+            c[col] = np.nan
     c["mu_freq"] = pd.to_numeric(c["mu_freq"], errors="coerce")
     check_compartments(compartments)
     c["compartment"] = _compartment_of(c["cell_type"], compartments)
@@ -531,11 +525,16 @@ def clone_tables(
     clones["isotypes"] = iso.groupby(level=["patient", "clone_id"]).agg(";".join)
     clones["isotypes"] = clones["isotypes"].reindex(clones.index).fillna("")
     clones["ighv4_34"] = clones["heavy_v_gene"].eq("IGHV4-34")
-    dp = c.loc[c[BASELINE]].groupby(["patient", "clone_id"])["double_positive"].mean()
-    clones["cd19_bcma_fraction"] = dp.reindex(clones.index)
-    clones["double_positive"] = clones["cd19_bcma_fraction"].ge(dp_min_fraction) & clones[
-        "n_cells_baseline"
-    ].ge(dp_min_baseline_cells)
+    dp_cols = ["cd19_bcma_fraction", "double_positive", "dp_confidence"]
+    if double_positive is not None and len(double_positive):
+        dp = double_positive.set_index("clone_id")[dp_cols]
+        dp = dp.reindex(clones.index.get_level_values("clone_id"))
+        for col in dp_cols:
+            clones[col] = dp[col].to_numpy()
+    else:
+        clones["cd19_bcma_fraction"], clones["dp_confidence"] = np.nan, np.nan
+        clones["double_positive"] = False
+    clones["double_positive"] = clones["double_positive"].fillna(False).astype(bool)
     clones = clones.join(_assessment(c, samples, compartments))
     nb, npost = clones["n_assessed_baseline"], clones["n_assessed_post"]
     big_b, big_p = clones["n_comparable_baseline"], clones["n_comparable_post"]
@@ -817,9 +816,9 @@ def track_clones(
     bcma_protein: str | None = "CD269",
     cd19_min_counts: float = 0,
     bcma_min_counts: float = 0,
-    cd19_min_protein: float = 10,
-    bcma_min_protein: float = 10,
-    dp_min_fraction: float = 0.2,
+    dp_alpha: float = 0.01,
+    dp_min_fold: float = 4.0,
+    dp_min_protein_dsb: float = 3.0,
     dp_min_baseline_cells: int = 3,
     n_jobs: int = 1,
 ) -> CloneResults:
@@ -839,7 +838,7 @@ def track_clones(
         As for :func:`define_clones`.
     post_min_day, visit_window_days
         As for :func:`cartrack.design.phase`.
-    alpha, fdr_family, compartments, dp_min_fraction, dp_min_baseline_cells
+    alpha, fdr_family, compartments
         As for :func:`clone_tables`.
     recovery_b_fraction, recovery_min_b_cells
         `level` and `min_b_cells` of :func:`b_recovery`.
@@ -847,10 +846,10 @@ def track_clones(
         As for :func:`b_cell_table`.
     diversity_min_cells
         `min_cells` of :func:`diversity_table`.
-    cd19_gene, bcma_gene, cd19_protein, bcma_protein
-        As for :func:`double_positive_cells`.
-    cd19_min_counts, bcma_min_counts, cd19_min_protein, bcma_min_protein
-        As for :func:`double_positive_cells`.
+    cd19_gene, bcma_gene, cd19_protein, bcma_protein, cd19_min_counts, bcma_min_counts
+        As for :func:`cartrack.double_positive.clone_double_positive`.
+    dp_alpha, dp_min_fold, dp_min_protein_dsb, dp_min_baseline_cells
+        Its `alpha`, `min_fold`, `min_protein_dsb` and `min_cells`.
     n_jobs
         Threads for scirpy.
 
@@ -881,30 +880,34 @@ def track_clones(
     for col in ann.columns:
         airr.obs[col] = ann[col]
     gex = gex_cells.copy()
-    gex["double_positive"] = double_positive_cells(
-        gex,
-        cd19_gene=cd19_gene,
-        bcma_gene=bcma_gene,
-        cd19_protein=cd19_protein,
-        bcma_protein=bcma_protein,
-        cd19_min_counts=cd19_min_counts,
-        bcma_min_counts=bcma_min_counts,
-        cd19_min_protein=cd19_min_protein,
-        bcma_min_protein=bcma_min_protein,
-    )
     ctype = gex["cell_type"].reindex(airr.obs_names).astype(object)
     airr.obs["has_gex"] = airr.obs_names.isin(gex.index)
     airr.obs["b_lineage"] = ctype.isin(B_LINEAGE_TYPES).to_numpy()
     cells = airr.obs.copy()
     tracked = tracked_cells(cells, gex, meta)
+    baseline_gex = gex.loc[gex["sample"].astype(str).map(meta["phase"]).eq(BASELINE).to_numpy()]
+    baseline_clone = tracked.loc[tracked["phase"] == BASELINE, "clone_id"]
+    double_positive = clone_double_positive(
+        baseline_gex,
+        baseline_clone,
+        cd19_gene=cd19_gene,
+        bcma_gene=bcma_gene,
+        cd19_protein=cd19_protein,
+        bcma_protein=bcma_protein,
+        alpha=dp_alpha,
+        min_fold=dp_min_fold,
+        min_protein_dsb=dp_min_protein_dsb,
+        min_cells=dp_min_baseline_cells,
+        cd19_min_counts=cd19_min_counts,
+        bcma_min_counts=bcma_min_counts,
+    )
     clones, timeline = clone_tables(
         tracked,
         meta,
         alpha=alpha,
         fdr_family=fdr_family,
         compartments=compartments,
-        dp_min_fraction=dp_min_fraction,
-        dp_min_baseline_cells=dp_min_baseline_cells,
+        double_positive=double_positive,
     )
     b_cells = b_cell_table(gex, cells, tracked, meta, unmutated_max_mu_freq=unmutated_max_mu_freq)
     elimination = elimination_table(
@@ -930,7 +933,8 @@ def track_clones(
         "fdr_family": fdr_family,
         "recovery_b_fraction": recovery_b_fraction,
         "recovery_min_b_cells": recovery_min_b_cells,
-        "dp_min_fraction": dp_min_fraction,
+        "dp_alpha": dp_alpha,
+        "dp_min_fold": dp_min_fold,
         "dp_min_baseline_cells": dp_min_baseline_cells,
     }
     return CloneResults(
