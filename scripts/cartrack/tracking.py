@@ -6,7 +6,7 @@ a gene-expression cell are counted in the chain-QC table and left out of every c
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anndata as ad
@@ -14,7 +14,13 @@ import numpy as np
 import pandas as pd
 
 from cartrack.bcr import index_chains, merge_bcr
-from cartrack.clones import B_LINEAGE_TYPES, cell_annotations, chain_qc_table, define_clones
+from cartrack.clones import (
+    B_LINEAGE_TYPES,
+    CloneParams,
+    cell_annotations,
+    chain_qc_table,
+    define_clones,
+)
 from cartrack.design import B_CELLS, NAIVE_B, InputError
 from cartrack.double_positive import double_positive_cells
 
@@ -461,11 +467,7 @@ def track_clones(
     sheet: pd.DataFrame,
     *,
     productive_only: bool = True,
-    sequence: str = "aa",
-    identity: float = 0.85,
-    split_light: bool = True,
-    light_only: str = "exclude",
-    include_multichain: bool = True,
+    clone: CloneParams | Mapping | None = None,
     post_min_day: int = 28,
     alpha: float = 0.05,
     recovery_b_fraction: float = 0.01,
@@ -479,7 +481,6 @@ def track_clones(
     bcma_min_protein: float = 10,
     dp_min_fraction: float = 0.2,
     dp_min_baseline_cells: int = 3,
-    n_jobs: int = 1,
 ) -> CloneResults:
     """Merge per-sample BCR data, define clones and build all tracking tables.
 
@@ -493,8 +494,9 @@ def track_clones(
         The sample sheet (all samples, with or without BCR).
     productive_only
         As for :func:`cartrack.bcr.index_chains`.
-    sequence, identity, split_light, light_only, include_multichain
-        As for :func:`define_clones`.
+    clone
+        Clone definition: :class:`cartrack.clones.CloneParams` or the config section
+        ``bcr.clone`` (defaults when None).
     post_min_day, alpha, dp_min_fraction, dp_min_baseline_cells
         As for :func:`clone_tables`.
     recovery_b_fraction
@@ -503,8 +505,6 @@ def track_clones(
         As for :func:`double_positive_cells`.
     cd19_min_counts, bcma_min_counts, cd19_min_protein, bcma_min_protein
         As for :func:`double_positive_cells`.
-    n_jobs
-        Threads for scirpy.
 
     Returns
     -------
@@ -520,16 +520,9 @@ def track_clones(
     for col in ("patient", "day", "tissue", "timepoint"):
         airr.obs[col] = meta.loc[airr.obs["sample"].astype(str), col].to_numpy()
     index_chains(airr, productive_only=productive_only)
-    define_clones(
-        airr,
-        sequence=sequence,
-        identity=identity,
-        split_light=split_light,
-        light_only=light_only,
-        include_multichain=include_multichain,
-        n_jobs=n_jobs,
-    )
-    ann = cell_annotations(airr, sequence=sequence)
+    params = clone if isinstance(clone, CloneParams) else CloneParams.from_config(clone)
+    define_clones(airr, params)
+    ann = cell_annotations(airr, sequence=airr.uns["clone_definition"]["sequence"])
     for col in ann.columns:
         airr.obs[col] = ann[col]
     gex = gex_cells.copy()

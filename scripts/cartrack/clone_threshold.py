@@ -1,0 +1,185 @@
+"""Junction distances and the data-driven clone cut-off (SHazaM's approach).
+
+Follows SHazaM (Gupta et al. 2015, Nouri & Kleinstein 2018):
+
+- :func:`dist_to_nearest` is ``distToNearest(model="ham", normalize="len", first=FALSE)``
+  in single-cell mode (heavy chains only, one per cell): for every junction, the smallest
+  *non-zero* length-normalised Hamming distance to another junction of its
+  V-J-length partition (identical junctions are the same sequence, not a neighbour).
+- :func:`find_threshold` is ``findThreshold``: the nearest-neighbour distances of a
+  repertoire are bimodal (a mode near 0 from clonal relatives, a mode near 0.3-0.5 from
+  unrelated sequences that share V, J and length); ``density`` cuts at the minimum of a
+  Gaussian kernel density between the two modes, ``gmm`` fits a two-component normal
+  mixture (SHazaM ``model="norm-norm"``, ``cutoff="intersect"``) and cuts where the weighted
+  components cross. When the distribution is not bimodal (too few sequences, one mode, a
+  valley that is not deeper than the configured share of the lower peak, or a cut above
+  ``max_threshold``), the configured fallback is used and the log says so; SHazaM returns
+  NA there and its authors recommend a fixed 0.10-0.15 (shazam issue 161).
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+THRESHOLD_METHODS = ("density", "gmm")
+#: Rows per block of the pairwise-distance computation (bounds memory to block x n x length).
+_BLOCK = 256
+
+
+def encode(junctions: pd.Series | list[str]) -> np.ndarray:
+    """Equal-length junction strings as a (n, length) uint8 array."""
+    values = list(junctions)
+    if not values:
+        return np.zeros((0, 0), dtype=np.uint8)
+    return np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(len(values), -1)
+
+
+def pairwise_hamming(codes: np.ndarray) -> np.ndarray:
+    """Length-normalised Hamming distances between the rows of an equal-length code array."""
+    n, length = codes.shape
+    out = np.empty((n, n), dtype=np.float32)
+    for start in range(0, n, _BLOCK):
+        block = codes[start : start + _BLOCK]
+        out[start : start + len(block)] = (block[:, None, :] != codes[None, :, :]).sum(-1)
+    return out / max(length, 1)
+
+
+def dist_to_nearest(junctions: pd.Series, groups: pd.Series) -> pd.Series:
+    """Distance of every junction to its nearest non-identical junction of the same group.
+
+    Parameters
+    ----------
+    junctions
+        One junction per sequence (index: cell).
+    groups
+        V-J-length partition label per sequence (same index); junctions of one group have
+        equal length.
+
+    Returns
+    -------
+    Normalised Hamming distance per sequence; NaN when its group holds no other distinct
+    junction.
+    """
+    out = pd.Series(np.nan, index=junctions.index, dtype=float)
+    frame = pd.DataFrame({"junction": junctions, "group": groups}).dropna()
+    for _, part in frame.groupby("group", sort=False):
+        unique = pd.unique(part["junction"])
+        if len(unique) < 2:
+            continue
+        dist = pairwise_hamming(encode(unique))
+        dist[dist == 0] = np.inf
+        nearest = pd.Series(dist.min(axis=1), index=unique)
+        out[part.index] = part["junction"].map(nearest).to_numpy()
+    return out.replace(np.inf, np.nan)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A patient's clone cut-off and how it was chosen (a row of ``clone_thresholds.tsv``)."""
+
+    threshold: float
+    method: str  # density, gmm, fixed or fallback
+    n_sequences: int
+    note: str = ""
+
+
+def _density_cut(d: np.ndarray, *, valley_ratio: float) -> tuple[float | None, str]:
+    from scipy.stats import gaussian_kde
+
+    kde = gaussian_kde(d, bw_method="silverman")
+    grid = np.linspace(0, max(d.max(), 1e-3), 512)
+    dens = kde(grid)
+    inner = np.arange(1, len(grid) - 1)
+    peaks = inner[(dens[inner] > dens[inner - 1]) & (dens[inner] >= dens[inner + 1])]
+    if dens[0] > dens[1]:
+        peaks = np.r_[0, peaks]
+    if len(peaks) < 2:
+        return None, "density has one mode"
+    # the clonal mode is the first peak; the unrelated mode the highest peak beyond it
+    first = peaks[0]
+    second = peaks[1:][np.argmax(dens[peaks[1:]])]
+    valley = first + int(np.argmin(dens[first : second + 1]))
+    if dens[valley] > valley_ratio * min(dens[first], dens[second]):
+        return None, f"valley not deeper than {valley_ratio:g} of the lower mode"
+    return float(grid[valley]), ""
+
+
+def _gmm_cut(d: np.ndarray, *, seed: int) -> tuple[float | None, str]:
+    from scipy.stats import norm
+    from sklearn.mixture import GaussianMixture
+
+    gmm = GaussianMixture(2, random_state=seed).fit(d.reshape(-1, 1))
+    order = np.argsort(gmm.means_.ravel())
+    mu = gmm.means_.ravel()[order]
+    sd = np.sqrt(gmm.covariances_.ravel()[order])
+    w = gmm.weights_[order]
+    grid = np.linspace(mu[0], mu[1], 512)
+    diff = w[0] * norm.pdf(grid, mu[0], sd[0]) - w[1] * norm.pdf(grid, mu[1], sd[1])
+    cross = np.nonzero(np.diff(np.sign(diff)) != 0)[0]
+    if mu[1] - mu[0] < 1e-6 or len(cross) == 0:
+        return None, "mixture components do not cross between their means"
+    return float(grid[cross[0]]), ""
+
+
+def find_threshold(
+    distances: pd.Series | np.ndarray,
+    *,
+    method: str = "density",
+    fallback: float = 0.15,
+    min_sequences: int = 50,
+    valley_ratio: float = 0.8,
+    max_threshold: float = 0.3,
+    seed: int = 0,
+    label: str = "",
+) -> Threshold:
+    """Clone cut-off from nearest-neighbour distances (module docstring).
+
+    Parameters
+    ----------
+    distances
+        :func:`dist_to_nearest` values (NaN ignored).
+    method
+        ``density`` or ``gmm``.
+    fallback
+        Cut-off used when the distribution is not bimodal.
+    min_sequences
+        Fewer finite distances than this: fallback.
+    valley_ratio
+        ``density``: the minimum between the modes must be at most this share of the lower
+        mode's density.
+    max_threshold
+        A cut above this is not a clonal/unrelated valley: fallback.
+    seed
+        ``gmm`` initialisation.
+    label
+        Named in the log (the patient).
+    """
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"method must be one of {THRESHOLD_METHODS}, got {method!r}")
+    d = np.asarray(pd.to_numeric(pd.Series(distances), errors="coerce"), dtype=float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n < min_sequences:
+        cut, why = None, f"{n} distances < min_sequences {min_sequences}"
+    elif np.ptp(d) == 0:
+        cut, why = None, "all distances equal"
+    elif method == "density":
+        cut, why = _density_cut(d, valley_ratio=valley_ratio)
+    else:
+        cut, why = _gmm_cut(d, seed=seed)
+    if cut is not None and not 0 < cut <= max_threshold:
+        cut, why = None, f"{method} cut {cut:.3f} outside (0, {max_threshold:g}]"
+    if cut is None:
+        log.warning(
+            "%s: distance-to-nearest not bimodal (%s): clone threshold falls back to %g",
+            label or "clone threshold",
+            why,
+            fallback,
+        )
+        return Threshold(float(fallback), "fallback", n, why)
+    log.info("%s: %s threshold %.3f from %d distances", label, method, cut, n)
+    return Threshold(cut, method, n)
