@@ -274,15 +274,15 @@ def vjl_partitions(
 
 
 def _partition_distances(junctions: pd.Series, parts: np.ndarray) -> list[tuple]:
-    """Per partition: the positions of its sequences, their unique-junction index, distances."""
+    """Partitions with two or more distinct junctions: positions of their sequences, the
+    unique-junction index of each, and the distances between the unique junctions."""
+    frame = pd.DataFrame({"part": parts, "junction": junctions.to_numpy()})
+    n_unique = frame.groupby("part")["junction"].transform("nunique").to_numpy()
+    multi = frame.loc[n_unique > 1]
     out = []
-    order = pd.Series(np.arange(len(parts))).groupby(parts, sort=False)
-    values = junctions.to_numpy()
-    for _, pos in order:
-        pos = pos.to_numpy()
-        codes, uniq = pd.factorize(values[pos])
-        dist = pairwise_hamming(encode(uniq)) if len(uniq) > 1 else np.zeros((1, 1), np.float32)
-        out.append((pos, codes, dist))
+    for _, g in multi.groupby("part", sort=False):
+        codes, uniq = pd.factorize(g["junction"])
+        out.append((g.index.to_numpy(), codes, pairwise_hamming(encode(uniq))))
     return out
 
 
@@ -290,31 +290,40 @@ def _nearest(partitions: list[tuple], n: int) -> np.ndarray:
     """Distance to the nearest non-identical junction of the partition (NaN when none)."""
     nearest = np.full(n, np.nan)
     for pos, codes, dist in partitions:
-        if len(dist) < 2:
-            continue
         d = np.where(dist > 0, dist, np.inf).min(axis=1)
         nearest[pos] = np.where(np.isfinite(d), d, np.nan)[codes]
     return nearest
 
 
-def _cut(partitions: list[tuple], n: int, cutoffs: np.ndarray, linkage: str) -> np.ndarray:
-    """Clusters within partitions at each sequence's cut-off (single or average linkage)."""
+def _cut(
+    partitions: list[tuple], parts: np.ndarray, cutoffs: np.ndarray, linkage: str
+) -> np.ndarray:
+    """Clusters within partitions at each sequence's cut-off (single or average linkage);
+    a partition with one distinct junction is one cluster."""
     from scipy.cluster.hierarchy import fcluster
     from scipy.cluster.hierarchy import linkage as hlinkage
     from scipy.spatial.distance import squareform
 
-    labels = np.full(n, -1, dtype=np.int64)
-    offset = 0
+    labels = np.asarray(parts, dtype=np.int64).copy()
+    offset = int(labels.max()) + 1 if len(labels) else 0
+    if linkage == "single":  # one graph of all partitions' unique junctions
+        rows, cols, base = [], [], 0
+        for pos, codes, dist in partitions:
+            r, c = np.nonzero(dist <= float(cutoffs[pos[0]]) + _EPS)
+            rows.append(base + r)
+            cols.append(base + c)
+            base += len(dist)
+        if not partitions:
+            return labels
+        comp = _components(base, np.concatenate(rows), np.concatenate(cols))
+        base = 0
+        for pos, codes, dist in partitions:
+            labels[pos] = offset + comp[base + codes]
+            base += len(dist)
+        return labels
     for pos, codes, dist in partitions:
-        t = float(cutoffs[pos[0]]) + _EPS
-        if len(dist) == 1:
-            local = np.zeros(1, dtype=np.int64)
-        elif linkage == "single":
-            r, c = np.nonzero(dist <= t)
-            local = _components(len(dist), r, c)
-        else:
-            tree = hlinkage(squareform(dist, checks=False), method=linkage)
-            local = fcluster(tree, t=t, criterion="distance") - 1
+        tree = hlinkage(squareform(dist, checks=False), method=linkage)
+        local = fcluster(tree, t=float(cutoffs[pos[0]]) + _EPS, criterion="distance") - 1
         labels[pos] = offset + local[codes]
         offset += int(local.max()) + 1
     return labels
@@ -402,7 +411,7 @@ def _light_clusters(light: pd.DataFrame, patient: pd.Series, cutoff: pd.Series) 
     scope = patient[lc["cell"]].astype(str).to_numpy()
     parts = vjl_partitions(pd.Series(scope), lc["v"], lc["j"], lc["junction"].astype(str).str.len())
     partitions = _partition_distances(lc["junction"].astype(str), parts)
-    labels = _cut(partitions, len(lc), cutoff[lc["cell"]].to_numpy(), "single")
+    labels = _cut(partitions, parts, cutoff[lc["cell"]].to_numpy(), "single")
     return pd.Series(labels.astype(str), index=lc["cell"].to_numpy())
 
 
@@ -440,12 +449,12 @@ def define_clones(
         raise ValueError(f"sequence must be 'aa' or 'nt', got {p.sequence!r}")
     if p.linkage not in LINKAGES:
         raise ValueError(f"linkage must be one of {LINKAGES}, got {p.linkage!r}")
-    if p.sequence == "nt" and _chain_fields(airr, ["junction"], ["VDJ_1"]).iloc[:, 0].isna().all():
+    fields = ["v_call", "j_call", "v_call_raw", "j_call_raw", "junction", "junction_aa"]
+    chains = _chain_fields(airr, fields, ["VDJ_1", "VJ_1", "VJ_2"])
+    if p.sequence == "nt" and chains["VDJ_1_junction"].isna().all():
         log.warning("no heavy chain has a nucleotide junction: clones compare amino acids")
         p = replace(p, sequence="aa")
     seq = "junction_aa" if p.sequence == "aa" else "junction"
-    fields = ["v_call", "j_call", "v_call_raw", "j_call_raw", seq]
-    chains = _chain_fields(airr, fields, ["VDJ_1", "VJ_1", "VJ_2"])
     for col in chains.columns:
         if col.endswith(seq):  # empty junctions are missing
             chains[col] = chains[col].where(chains[col].astype(str).str.len() > 0)
@@ -468,9 +477,9 @@ def define_clones(
     nearest = pd.Series(_nearest(partitions, len(heavy)), index=heavy.index)
     thresholds = _patient_thresholds(heavy["patient"], nearest, p, patient.unique())
     cut = heavy["patient"].map(thresholds.set_index("patient")["threshold"]).to_numpy()
-    clone = pd.Series(
-        _cut(partitions, len(heavy), cut, p.linkage).astype(str), index=heavy.index
-    ).map(lambda c: f"H{c}")
+    clone = pd.Series(_cut(partitions, parts, cut, p.linkage).astype(str), index=heavy.index).map(
+        lambda c: f"H{c}"
+    )
     light_cut = thresholds.set_index("patient")["threshold"]
     if p.light_threshold is not None:
         light_cut = light_cut.clip(lower=p.light_threshold)
@@ -538,7 +547,10 @@ def _name_clones(raw: pd.Series, group: pd.Series) -> pd.Series:
         return pd.Series(np.nan, index=raw.index, dtype=object)
     frame["cell"] = frame.index
     frame["kind"] = frame["raw"].str[0].map({"H": "C", "L": "L"})
-    stats = frame.groupby(["group", "kind", "raw"]).agg(n=("cell", "size"), first=("cell", "min"))
+    keys = ["group", "kind", "raw"]
+    first = frame.sort_values("cell").drop_duplicates(keys).set_index(keys)["cell"]
+    stats = frame.groupby(keys).size().rename("n").to_frame()
+    stats["first"] = first.reindex(stats.index).to_numpy()
     stats = stats.reset_index().sort_values(
         ["group", "kind", "n", "first"], ascending=[True, True, False, True]
     )
