@@ -308,7 +308,7 @@ def _cut(
     offset = int(labels.max()) + 1 if len(labels) else 0
     if linkage == "single":  # one graph of all partitions' unique junctions
         rows, cols, base = [], [], 0
-        for pos, codes, dist in partitions:
+        for pos, _codes, dist in partitions:
             r, c = np.nonzero(dist <= float(cutoffs[pos[0]]) + _EPS)
             rows.append(base + r)
             cols.append(base + c)
