@@ -12,8 +12,8 @@ Follows SHazaM (Gupta et al. 2015, Nouri & Kleinstein 2018):
   Gaussian kernel density between the two modes, ``gmm`` fits a two-component normal
   mixture (SHazaM ``model="norm-norm"``, ``cutoff="intersect"``) and cuts where the weighted
   components cross. When the distribution is not bimodal (too few sequences, one mode, a
-  valley that is not deeper than the configured share of the lower peak, or a cut above
-  ``max_threshold``), the configured fallback is used and the log says so; SHazaM returns
+  valley that is not deeper than the configured share of the lower peak, a "mode" holding
+  less than ``min_mode_fraction`` of the distances, or a cut above ``max_threshold``), the configured fallback is used and the log says so; SHazaM returns
   NA there and its authors recommend a fixed 0.10-0.15 (shazam issue 161).
 """
 
@@ -87,7 +87,9 @@ class Threshold:
     note: str = ""
 
 
-def _density_cut(d: np.ndarray, *, valley_ratio: float) -> tuple[float | None, str]:
+def _density_cut(
+    d: np.ndarray, *, valley_ratio: float, min_mode_fraction: float
+) -> tuple[float | None, str]:
     from scipy.stats import gaussian_kde
 
     kde = gaussian_kde(d, bw_method="silverman")
@@ -105,10 +107,13 @@ def _density_cut(d: np.ndarray, *, valley_ratio: float) -> tuple[float | None, s
     valley = first + int(np.argmin(dens[first : second + 1]))
     if dens[valley] > valley_ratio * min(dens[first], dens[second]):
         return None, f"valley not deeper than {valley_ratio:g} of the lower mode"
+    below = float(np.mean(d < grid[valley]))
+    if min(below, 1 - below) < min_mode_fraction:
+        return None, f"a mode holds {min(below, 1 - below):.2%} < {min_mode_fraction:.0%}"
     return float(grid[valley]), ""
 
 
-def _gmm_cut(d: np.ndarray, *, seed: int) -> tuple[float | None, str]:
+def _gmm_cut(d: np.ndarray, *, seed: int, min_mode_fraction: float) -> tuple[float | None, str]:
     from scipy.stats import norm
     from sklearn.mixture import GaussianMixture
 
@@ -122,6 +127,8 @@ def _gmm_cut(d: np.ndarray, *, seed: int) -> tuple[float | None, str]:
     cross = np.nonzero(np.diff(np.sign(diff)) != 0)[0]
     if mu[1] - mu[0] < 1e-6 or len(cross) == 0:
         return None, "mixture components do not cross between their means"
+    if w.min() < min_mode_fraction:
+        return None, f"a component weighs {w.min():.2%} < {min_mode_fraction:.0%}"
     return float(grid[cross[0]]), ""
 
 
@@ -132,6 +139,7 @@ def find_threshold(
     fallback: float = 0.15,
     min_sequences: int = 50,
     valley_ratio: float = 0.8,
+    min_mode_fraction: float = 0.01,
     max_threshold: float = 0.3,
     seed: int = 0,
     label: str = "",
@@ -151,6 +159,9 @@ def find_threshold(
     valley_ratio
         ``density``: the minimum between the modes must be at most this share of the lower
         mode's density.
+    min_mode_fraction
+        Each mode (``density``: the distances on either side of the cut; ``gmm``: each
+        component's weight) must hold at least this share: a bump in a tail is no mode.
     max_threshold
         A cut above this is not a clonal/unrelated valley: fallback.
     seed
@@ -168,9 +179,9 @@ def find_threshold(
     elif np.ptp(d) == 0:
         cut, why = None, "all distances equal"
     elif method == "density":
-        cut, why = _density_cut(d, valley_ratio=valley_ratio)
+        cut, why = _density_cut(d, valley_ratio=valley_ratio, min_mode_fraction=min_mode_fraction)
     else:
-        cut, why = _gmm_cut(d, seed=seed)
+        cut, why = _gmm_cut(d, seed=seed, min_mode_fraction=min_mode_fraction)
     if cut is not None and not 0 < cut <= max_threshold:
         cut, why = None, f"{method} cut {cut:.3f} outside (0, {max_threshold:g}]"
     if cut is None:

@@ -190,6 +190,7 @@ class CloneParams:
     fallback_threshold: float = 0.15
     min_sequences: int = 50
     valley_ratio: float = 0.8
+    min_mode_fraction: float = 0.01
     max_threshold: float = 0.3
     linkage: str = "single"
     split_light: bool = True
@@ -532,6 +533,7 @@ def _patient_thresholds(
                 fallback=p.fallback_threshold,
                 min_sequences=p.min_sequences,
                 valley_ratio=p.valley_ratio,
+                min_mode_fraction=p.min_mode_fraction,
                 max_threshold=p.max_threshold,
                 label=f"patient {name}",
             )
