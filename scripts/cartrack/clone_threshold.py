@@ -13,8 +13,10 @@ Follows SHazaM (Gupta et al. 2015, Nouri & Kleinstein 2018):
   mixture (SHazaM ``model="norm-norm"``, ``cutoff="intersect"``) and cuts where the weighted
   components cross. When the distribution is not bimodal (too few sequences, one mode, a
   valley that is not deeper than the configured share of the lower peak, a "mode" holding
-  less than ``min_mode_fraction`` of the distances, or a cut above ``max_threshold``), the configured fallback is used and the log says so; SHazaM returns
-  NA there and its authors recommend a fixed 0.10-0.15 (shazam issue 161).
+  less than ``min_mode_fraction`` of the distances, or a cut above ``max_threshold``),
+  the configured fallback is used and the log says so; SHazaM returns NA there and its
+  authors recommend a fixed 0.10-0.15 (shazam issue 161). The kernel bandwidth is
+  Silverman's rule (SHazaM selects it by cross-validation, which is slow on large data).
 """
 
 import logging
