@@ -310,7 +310,8 @@ def _record_type(fields: Iterable[str]) -> str:
 # --------------------------------------------------------------------------------------
 # --- scirpy workarounds ---
 # Each helper below works around one scirpy (0.22) behaviour; the reason is on its first line.
-# clones.py uses the last two.
+# The last two served the scirpy-based clone calling that clones.py replaced (issue 11); only
+# benchmarks/bench_clones.py (which times the old code) still uses them.
 # --------------------------------------------------------------------------------------
 def _read_airr_table(path: Path) -> pd.DataFrame:
     """read_airr keeps R's "NA" strings (so locus inference fails): pre-read with pandas."""
@@ -372,8 +373,8 @@ def _clonotype_clusters(adata: ad.AnnData, *, key_added: str, **kwargs) -> pd.Se
 # - read_10x_vdj/read_airr pass cell_attribute_fields=("is_cell") (a string, not a tuple), so
 #   is_cell stays a chain field typed by its values (bool or str): field_type() fixes types.
 # - define_clonotype_clusters(receptor_arms="all") only links cells with the same number of
-#   arms, so heavy-only cells never join paired ones: clones.py clusters heavy chains first
-#   and checks light chains inside each heavy cluster.
+#   arms, so heavy-only cells never join paired ones; same_v_gene compares V calls as exact
+#   strings. clones.py therefore defines clones itself (heavy chains first, then light).
 
 
 # --------------------------------------------------------------------------------------
