@@ -228,8 +228,13 @@ def main() -> None:
                 res = base | {"note": f"did not finish in {args.timeout} s"}
             except (json.JSONDecodeError, IndexError):
                 res = base | {"note": "failed: " + done.stderr.strip().splitlines()[-1][:120]}
-            print(res, flush=True)
+            print(json.dumps(res), flush=True)
             rows.append(res)
+    write_results(rows, args.out, " ".join(["benchmarks/bench_clones.py", *sys.argv[1:]]))
+
+
+def write_results(rows: list[dict], out: str | Path, command: str) -> None:
+    """The results table (markdown) of the runs in `rows`."""
     import os
 
     import scirpy
@@ -237,7 +242,7 @@ def main() -> None:
     lines = [
         "# Clone calling benchmark",
         "",
-        f"`{' '.join(['benchmarks/bench_clones.py', *sys.argv[1:]])}` on "
+        f"`{command}` on "
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
         f"scirpy {scirpy.__version__}, one thread, load average {os.getloadavg()[0]:.1f} at the "
         "end (a machine shared with other jobs: times are upper bounds).",
@@ -259,7 +264,7 @@ def main() -> None:
             f"{r.get('precision', '')} | "
             f"{r.get('recall', '')} | {r.get('threshold', '')} | {r.get('note', '')} |"
         )
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    Path(out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,7 @@ from cartrack.bcr import index_chains, merge_bcr, mu_freq, read_bcr
 from cartrack.clone_threshold import dist_to_nearest, find_threshold
 from cartrack.clones import define_clones, gene_set, nearest_distances, vjl_partitions
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-MELANOMA = REAL / "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
+MELANOMA = "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
 
 
 @pytest.fixture(autouse=True)
@@ -161,16 +159,16 @@ def test_mu_freq_missing_without_alignment():
 
 
 # ------------------------------------------------------------------ real files
-def _real(path: Path, samples: list[str], patient: str):
+def _real(path, samples: list[str], patient: str):
     airr = merge_bcr([read_bcr(path, sample=s) for s in samples])
     airr.obs["patient"] = patient
     index_chains(airr)
     return airr
 
 
-def test_real_10x_melanoma(caplog):
+def test_real_10x_melanoma(real, caplog):
     """10x 5' melanoma B cells: the calls run, and contain Cell Ranger's clonotypes."""
-    airr = _real(MELANOMA, ["mel"], "mel")
+    airr = _real(real / MELANOMA, ["mel"], "mel")
     with caplog.at_level(logging.INFO, logger="cartrack.clone_threshold"):
         thresholds = define_clones(airr)
     (row,) = thresholds.to_dict("records")
@@ -178,7 +176,7 @@ def test_real_10x_melanoma(caplog):
     if row["method"] == "fallback":  # few expanded clones: often no clonal mode
         assert "not bimodal" in caplog.text and row["threshold"] == 0.15
     assert row["n_sequences"] > 1000
-    contigs = pd.read_csv(MELANOMA).drop_duplicates("barcode").set_index("barcode")
+    contigs = pd.read_csv(real / MELANOMA).drop_duplicates("barcode").set_index("barcode")
     called = airr.obs["clone_id"].dropna()
     cr = contigs["raw_clonotype_id"].reindex(airr.obs.loc[called.index, "barcode"]).to_numpy()
     frame = pd.DataFrame({"ours": called.to_numpy(), "cr": cr})
@@ -192,12 +190,12 @@ def test_real_10x_melanoma(caplog):
 @pytest.mark.parametrize(
     ("path", "samples"),
     [
-        (REAL / "immunarch/flu.csv.gz", ["023-002_D7_Lane1", "023-002_D7_Lane10"]),
-        (REAL / "dandelion/sample_test_10x/filtered_contig_annotations.csv", ["S1"]),
+        ("immunarch/flu.csv.gz", ["023-002_D7_Lane1", "023-002_D7_Lane10"]),
+        ("dandelion/sample_test_10x/filtered_contig_annotations.csv", ["S1"]),
     ],
 )
-def test_real_10x_threshold_is_bimodal_or_falls_back(path, samples, caplog):
-    airr = _real(path, samples, "P1")
+def test_real_10x_threshold_is_bimodal_or_falls_back(real, path, samples, caplog):
+    airr = _real(real / path, samples, "P1")
     with caplog.at_level(logging.INFO, logger="cartrack.clone_threshold"):
         thresholds = define_clones(airr)
     (row,) = thresholds.to_dict("records")
@@ -207,9 +205,9 @@ def test_real_10x_threshold_is_bimodal_or_falls_back(path, samples, caplog):
     assert airr.obs["clone_id"].notna().mean() > 0.8
 
 
-def test_real_cell_ranger_airr_gets_mu_freq():
+def test_real_cell_ranger_airr_gets_mu_freq(real):
     """djvdj's Cell Ranger airr_rearrangement.tsv: every chain gets a V-region SHM."""
-    airr = _real(REAL / "djvdj/splen/MD4_BCR/airr_rearrangement.tsv.gz", ["MD4"], "m")
+    airr = _real(real / "djvdj/splen/MD4_BCR/airr_rearrangement.tsv.gz", ["MD4"], "m")
     from cartrack.clones import cell_annotations
 
     ann = cell_annotations(airr, sequence="nt")
