@@ -9,7 +9,7 @@ import pytest
 
 from cartrack import plots
 from cartrack.bcr import index_chains, merge_bcr, mu_freq, read_bcr
-from cartrack.clone_threshold import dist_to_nearest, find_threshold
+from cartrack.clone_threshold import find_threshold
 from cartrack.clones import define_clones, gene_set, nearest_distances, vjl_partitions
 
 MELANOMA = "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
@@ -59,12 +59,20 @@ def test_too_few_sequences_fall_back():
 
 
 def test_dist_to_nearest_by_hand():
-    junctions = pd.Series(["AAAA", "AAAT", "TTTT", "AAAA", "CCCC", "GGGGGG"])
-    groups = pd.Series([0, 0, 0, 0, 1, 2])
-    d = dist_to_nearest(junctions, groups)
-    # identical junctions (cells 0 and 3) are not each other's neighbour
-    assert list(d[:4]) == [0.25, 0.25, 0.75, 0.25]
-    assert d[4:].isna().all()  # alone in its group
+    from test_clones import airr_of, heavy
+
+    root = "TGTGCGAGAGATGGCTACTGG"  # 21 nt
+    one = root[:9] + "C" + root[10:]  # 1 of 21 from root
+    far = root[:6] + "CCCCCC" + root[12:]  # 6 of 21 from root (5 from one)
+    cells = [heavy("a", nt=root), heavy("b", nt=root), heavy("c", nt=one), heavy("d", nt=far)]
+    cells += [heavy("alone", nt=root, v="IGHV1-2")]
+    airr = airr_of({"S1": cells}, {"S1": "P1"})
+    thresholds = define_clones(airr)
+    d = airr.obs["dist_nearest"]
+    # identical junctions (a and b) are not each other's neighbour
+    assert list(d[["S1_a", "S1_b", "S1_c", "S1_d"]]) == pytest.approx([1 / 21] * 3 + [5 / 21])
+    assert np.isnan(d["S1_alone"])  # alone in its partition
+    assert thresholds.loc[0, "n_sequences"] == 4
 
 
 # ------------------------------------------------------------------ gene sets

@@ -2,10 +2,12 @@
 
 Follows SHazaM (Gupta et al. 2015, Nouri & Kleinstein 2018):
 
-- :func:`dist_to_nearest` is ``distToNearest(model="ham", normalize="len", first=FALSE)``
-  in single-cell mode (heavy chains only, one per cell): for every junction, the smallest
-  *non-zero* length-normalised Hamming distance to another junction of its
-  V-J-length partition (identical junctions are the same sequence, not a neighbour).
+- The distance to nearest (``obs["dist_nearest"]`` of :func:`cartrack.clones.define_clones`,
+  from :func:`pairwise_hamming` within each V-J-length partition) is SHazaM's
+  ``distToNearest(model="ham", normalize="len", first=FALSE)`` in single-cell mode (heavy
+  chains only, one per cell): for every junction, the smallest *non-zero* length-normalised
+  Hamming distance to another junction of its partition (identical junctions are the same
+  sequence, not a neighbour).
 - :func:`find_threshold` is ``findThreshold``: the nearest-neighbour distances of a
   repertoire are bimodal (a mode near 0 from clonal relatives, a mode near 0.3-0.5 from
   unrelated sequences that share V, J and length); ``density`` cuts at the minimum of a
@@ -48,35 +50,6 @@ def pairwise_hamming(codes: np.ndarray) -> np.ndarray:
         block = codes[start : start + _BLOCK]
         out[start : start + len(block)] = (block[:, None, :] != codes[None, :, :]).sum(-1)
     return out / max(length, 1)
-
-
-def dist_to_nearest(junctions: pd.Series, groups: pd.Series) -> pd.Series:
-    """Distance of every junction to its nearest non-identical junction of the same group.
-
-    Parameters
-    ----------
-    junctions
-        One junction per sequence (index: cell).
-    groups
-        V-J-length partition label per sequence (same index); junctions of one group have
-        equal length.
-
-    Returns
-    -------
-    Normalised Hamming distance per sequence; NaN when its group holds no other distinct
-    junction.
-    """
-    out = pd.Series(np.nan, index=junctions.index, dtype=float)
-    frame = pd.DataFrame({"junction": junctions, "group": groups}).dropna()
-    for _, part in frame.groupby("group", sort=False):
-        unique = pd.unique(part["junction"])
-        if len(unique) < 2:
-            continue
-        dist = pairwise_hamming(encode(unique))
-        dist[dist == 0] = np.inf
-        nearest = pd.Series(dist.min(axis=1), index=unique)
-        out[part.index] = part["junction"].map(nearest).to_numpy()
-    return out.replace(np.inf, np.nan)
 
 
 @dataclass(frozen=True)
@@ -151,7 +124,7 @@ def find_threshold(
     Parameters
     ----------
     distances
-        :func:`dist_to_nearest` values (NaN ignored).
+        Distances to nearest (NaN ignored).
     method
         ``density`` or ``gmm``.
     fallback
