@@ -509,7 +509,7 @@ def define_clones(
     airr.obs["dist_nearest"] = nearest.reindex(airr.obs_names).to_numpy()
     airr.uns["clone_thresholds"] = thresholds
     airr.uns["clone_definition"] = {
-        k: (list(map(list, v)) if k == "equivalent_genes" else ("" if v is None else v))
+        k: ([",".join(g) for g in v] if k == "equivalent_genes" else ("" if v is None else v))
         for k, v in asdict(p).items()
     } | {"group_key": group_key, "metric": "normalized_hamming"}
     n = airr.obs[key_added].notna().sum()
