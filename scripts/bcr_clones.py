@@ -2,6 +2,7 @@
 
 import anndata as ad
 
+from cartrack.clones import nearest_distances
 from cartrack.double_positive import read_gex_cells
 from cartrack.logs import setup_logging
 from cartrack.tables import write_tsv
@@ -22,8 +23,7 @@ res = track_clones(
     gex_cells,
     par.sheet,
     productive_only=par.productive_only,
-    n_jobs=smk.threads,
-    **par.clone,
+    clone=par.clone,
     **tracking,
 )
 write_tsv(res.clones, out.clones)
@@ -33,4 +33,6 @@ write_tsv(res.elimination, out.elimination)
 write_tsv(res.diversity, out.diversity)
 write_tsv(res.chain_qc, out.chain_qc)
 write_tsv(res.cell_clones, out.cell_clones)
+write_tsv(res.airr.uns["clone_thresholds"], out.thresholds)
+write_tsv(nearest_distances(res.airr), out.dist_nearest)
 res.airr.write_h5ad(out.airr, compression="gzip")

@@ -12,9 +12,10 @@ import pytest
 import scipy.sparse as sp
 
 from cartrack.bcr import build_airr, clean_chains, index_chains, merge_bcr
-from cartrack.clones import define_clones, identity_cutoff, isotype, shm_from_identity
-from cartrack.double_positive import double_positive_cells, read_gex_cells
+from cartrack.clones import CloneParams, define_clones, isotype, shm_from_identity
+from cartrack.double_positive import read_gex_cells
 
+AA_15 = CloneParams(sequence="aa", threshold=0.155)  # the old 85% amino-acid rule
 AA = "ACDEFGHIKLMNPQRSTVWY"
 ROOT = "CARDGYSSSWYPYYYGMDVW"  # 20 aa heavy junction
 LIGHT = "CQQYGSSPWTF"
@@ -99,14 +100,10 @@ def test_isotype(c_call, expected):
     assert isotype(c_call) == expected
 
 
-def test_shm_and_cutoff():
+def test_shm_from_identity():
     shm = shm_from_identity(pd.Series([0.9, 95.0, None, "NA"]))
     assert shm.iloc[0] == pytest.approx(0.1) and shm.iloc[1] == pytest.approx(0.05)
     assert shm.iloc[2:].isna().all()
-    assert identity_cutoff(0.85) == 15
-    assert identity_cutoff(1.0) == 0
-    with pytest.raises(ValueError):
-        identity_cutoff(0)
 
 
 # --------------------------------------------------------------- clone calling
@@ -122,7 +119,7 @@ def test_substitutions_group_and_genes_separate():
     cells += [heavy("j", j="IGHJ4"), light("j")]  # other J gene
     cells += [heavy("len", ROOT[:-2] + "W")]  # other length
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr)
+    define_clones(airr, AA_15)
     cl = clones_of(airr)
     group = {cl[f"S1_{b}"] for b in ["r", "m0", "m1", "m2", "m3", "ho"]}
     assert len(group) == 1
@@ -132,15 +129,19 @@ def test_substitutions_group_and_genes_separate():
     assert main not in others and len(set(others)) == 4
 
 
-def test_alleles_and_ambiguous_calls_match_by_first_gene():
+def test_alleles_and_ambiguous_calls_overlap():
     cells = [
-        heavy("a", v="IGHV3-23*01,IGHV3-30*02", j="IGHJ6*02"),
+        heavy("a", v="IGHV3-23*01,IGHV1-2*02", j="IGHJ6*02"),
         heavy("b", v="IGHV3-23*04", j="IGHJ6*03"),
         heavy("c", v="IGHV3-23*01_T194C", j="IGHJ6"),
+        heavy("d", v="IGHV1-2*02", j="IGHJ6"),  # overlaps a's ambiguous call only
+        heavy("e", v="IGHV4-34*01", j="IGHJ6"),
     ]
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr)
-    assert airr.obs["clone_id"].nunique() == 1
+    define_clones(airr, AA_15)
+    cl = clones_of(airr)
+    assert len({cl[f"S1_{b}"] for b in "abcd"}) == 1
+    assert cl["S1_e"] != cl["S1_a"]
 
 
 def test_nucleotide_mode():
@@ -150,11 +151,11 @@ def test_nucleotide_mode():
         cells.append(heavy(f"m{i}", nt=substitute(root, pos, alphabet="ACGT")))
     cells.append(heavy("far", nt=substitute(root, list(range(6, 30, 2)), alphabet="ACGT")))
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr, sequence="nt")
+    define_clones(airr, CloneParams(threshold=0.15))
     cl = clones_of(airr)
     assert len({cl[f"S1_{b}"] for b in ["r", "m0", "m1", "m2"]}) == 1
     assert cl["S1_far"] != cl["S1_r"]
-    define_clones(airr, sequence="nt", identity=1.0)  # exact matches only
+    define_clones(airr, CloneParams(threshold=0.0))  # exact matches only
     assert airr.obs["clone_id"].nunique() == 5
 
 
@@ -164,7 +165,7 @@ def test_clones_within_patients_and_unique_ids():
         {"P1_base": same, "P1_m6": [heavy("a"), light("a")], "P2_base": same},
         {"P1_base": "P1", "P1_m6": "P1", "P2_base": "P2"},
     )
-    define_clones(airr)
+    define_clones(airr, AA_15)
     cl = airr.obs["clone_id"]
     assert cl["P1_base_a"] == cl["P1_m6_a"] == "P1_C1"  # across samples of a patient
     assert cl["P2_base_a"] == "P2_C1"  # never across patients
@@ -179,18 +180,18 @@ def test_light_chain_split_and_heavy_only():
     cells += [heavy("l0"), light("l0", **lam)]
     cells += [heavy("h0")]  # heavy only: joins the larger light sub-clone
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr)
+    define_clones(airr, AA_15)
     cl = clones_of(airr)
     kappa = {cl[f"S1_k{i}"] for i in range(3)}
     assert len(kappa) == 1
     assert cl["S1_l0"] not in kappa
     assert cl["S1_h0"] in kappa
-    define_clones(airr, split_light=False)
+    define_clones(airr, CloneParams(sequence="aa", threshold=0.155, split_light=False))
     assert airr.obs["clone_id"].nunique() == 1
     # a cell with both light chains (isotypic inclusion) matches either: it bridges them
     cells += [heavy("dual"), light("dual", umi=9), light("dual", umi=2, **lam)]
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr)
+    define_clones(airr, AA_15)
     assert airr.obs["clone_id"].nunique() == 1
 
 
@@ -200,7 +201,7 @@ def test_light_only_cells(mode):
     cells += [heavy("x", substitute(ROOT, [3, 6, 9, 12, 15]), v="IGHV1-2"), light("x", LIGHT2)]
     cells += [light("pc1"), light("pc2"), light("pc3", LIGHT2), light("solo", "CQQHHHHHHTF")]
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr, light_only=mode)
+    define_clones(airr, CloneParams(sequence="aa", threshold=0.155, light_only=mode))
     cl = airr.obs["clone_id"]
     chain = airr.obs["clone_id_chain"]
     if mode == "exclude":
@@ -220,28 +221,9 @@ def test_light_only_cells(mode):
 def test_cells_without_v_call_are_not_clustered():
     cells = [heavy("a", v=None), heavy("b", v=None), heavy("c")]
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr)
+    define_clones(airr, AA_15)
     cl = clones_of(airr)
     assert pd.isna(cl["S1_a"]) and pd.isna(cl["S1_b"]) and cl["S1_c"] == "P1_C1"
-
-
-def test_double_positive_from_counts():
-    gex = pd.DataFrame(
-        {
-            "rna_CD19": [1, 0, 3, 2, 0],
-            "rna_TNFRSF17": [2, 4, 0, 1, 0],
-            "prot_CD19": [np.nan, 50, np.nan, 1, np.nan],
-            "prot_CD269": [np.nan, 40, np.nan, 60, np.nan],
-        }
-    )
-    rna_only = double_positive_cells(gex)
-    assert list(rna_only) == [True, False, False, True, False]
-    with_prot = double_positive_cells(
-        gex, cd19_protein="CD19", bcma_protein="CD269", cd19_min_protein=10, bcma_min_protein=10
-    )
-    assert list(with_prot) == [True, True, False, False, False]
-    strict = double_positive_cells(gex, cd19_min_counts=1, bcma_min_counts=1)
-    assert list(strict) == [False, False, False, False, False]
 
 
 def test_read_gex_cells(tmp_path, caplog):

@@ -30,7 +30,9 @@ slice. Cleaning, in this order:
    from the gene calls when all of them agree (``IGHV..``/``IGHJ..`` -> ``IGH``), else the
    chain has no locus and is dropped.
 5. ``junction_aa`` missing while ``junction`` is present is translated; ``cdr3``/``cdr3_aa``
-   are derived from the junction when missing.
+   are derived from the junction when missing; ``mu_freq`` (V-region mutation frequency,
+   :func:`mu_freq`) is computed from ``sequence_alignment`` / ``germline_alignment`` where
+   the input has them (IgBLAST, Cell Ranger AIRR files), else left missing.
 6. Contigs outside cells (``is_cell``/``high_confidence`` false) and non-productive contigs
    are dropped when configured; chains of other loci (by default the T-cell receptor; the
    ``loci`` argument of :func:`read_bcr`, which :mod:`cartrack.tcr` uses for TCRs) and chains
@@ -87,6 +89,11 @@ CORE_FIELDS = (
     "c_call_raw",
     "sequence_alignment",
     "germline_alignment",
+    "v_sequence_start",
+    "v_sequence_end",
+    "v_alignment_start",
+    "v_alignment_end",
+    "mu_freq",
     "junction",
     "junction_aa",
     "cdr3",
@@ -102,7 +109,10 @@ CORE_FIELDS = (
     "high_confidence",
 )
 #: Non-AIRR fields with a known type (Cell Ranger cell calls).
-_EXTRA_TYPES = {"is_cell": "bool", "high_confidence": "bool"}
+_EXTRA_TYPES = {"is_cell": "bool", "high_confidence": "bool", "mu_freq": "float64"}
+#: IMGT-gapped V region without CDR3 (FWR1-FWR3, positions 1-312; SHazaM's IMGT_V).
+_IMGT_V_LENGTH = 312
+_ANCHOR = 12
 _AIRR_TYPES = {"boolean": "bool", "integer": "int64", "number": "float64", "string": "string"}
 _10X_CSV_COLUMNS = ("barcode", "contig_id", "chain", "v_gene", "j_gene", "cdr3", "cdr3_nt")
 _SUFFIXES = (
@@ -221,6 +231,78 @@ def _canonical(value: Any, kind: str) -> Any:
     return None if _is_missing(value) else str(value)
 
 
+def _v_segment_offset(segment: str, germline: str) -> int | None:
+    """Where an ungapped V segment lies on an ungapped germline: the offset most of its
+    12-mers (every 6 nt) agree on, or None when fewer than two agree."""
+    votes: dict[int, int] = {}
+    for i in range(0, len(segment) - _ANCHOR + 1, _ANCHOR // 2):
+        hit = germline.find(segment[i : i + _ANCHOR])
+        if hit >= 0:
+            votes[hit - i] = votes.get(hit - i, 0) + 1
+    if not votes:
+        return None
+    offset, n = max(votes.items(), key=lambda kv: (kv[1], -kv[0]))
+    return offset if n >= 2 else None
+
+
+def _mismatch_frequency(seq: str, germ: str) -> float | None:
+    """Mismatches / positions where both are A, C, G or T (gaps, N and masks not counted)."""
+    s = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
+    g = np.frombuffer(germ.upper().encode("ascii"), dtype=np.uint8)
+    n = min(len(s), len(g))
+    s, g = s[:n], g[:n]
+    acgt = np.frombuffer(b"ACGT", dtype=np.uint8)
+    informative = np.isin(s, acgt) & np.isin(g, acgt)
+    if not informative.any():
+        return None
+    return float((s[informative] != g[informative]).sum() / informative.sum())
+
+
+def mu_freq(chain: Mapping[str, Any]) -> float | None:
+    """V-region somatic mutation frequency of one chain (SHazaM's ``mu_freq``).
+
+    As SHazaM ``observedMutations(sequenceColumn="sequence_alignment",
+    germlineColumn="germline_alignment", regionDefinition=IMGT_V, frequency=TRUE,
+    combine=TRUE)``: mismatches over the positions where both sequence and germline have a
+    base (gaps, ``N`` and masked positions do not count), in the V region, found as
+
+    1. ``v_alignment_start``..``v_alignment_end`` (AIRR alignment coordinates) when the two
+       alignments have equal length (IgBLAST/Change-O);
+    2. else, for equal-length IMGT-gapped alignments (``.`` gaps), positions 1-312;
+    3. else (Cell Ranger's ``airr_rearrangement.tsv``, whose ``germline_alignment`` is the
+       concatenated reference segments and not position-aligned to the contig) the contig's
+       ``v_sequence_start``..``v_sequence_end`` placed on the germline at the offset its
+       12-mers agree on (an indel inside V is not modelled there).
+
+    Coordinates are those scirpy hands on: its AIRR reader (the ``airr`` library) turns the
+    1-based ``*_start`` fields into 0-based ones, so ``[start:end]`` is the segment.
+
+    Returns None when the chain has no alignment or none of these applies.
+    """
+    seq, germ = chain.get("sequence_alignment"), chain.get("germline_alignment")
+    if _is_missing(seq) or _is_missing(germ):
+        return None
+    seq, germ = str(seq), str(germ)
+    start, end = chain.get("v_alignment_start"), chain.get("v_alignment_end")
+    if len(seq) == len(germ):
+        if not _is_missing(start) and not _is_missing(end):
+            a, b = int(start), int(end)
+            return _mismatch_frequency(seq[a:b], germ[a:b])
+        if "." in seq or "." in germ:
+            return _mismatch_frequency(seq[:_IMGT_V_LENGTH], germ[:_IMGT_V_LENGTH])
+    start, end = chain.get("v_sequence_start"), chain.get("v_sequence_end")
+    if _is_missing(start) or _is_missing(end):
+        return None
+    contig = chain.get("sequence")
+    contig = str(seq if _is_missing(contig) else contig).replace("-", "").replace(".", "")
+    segment = contig[int(start) : int(end)].upper()
+    germline = germ.replace("-", "").replace(".", "").upper()
+    offset = _v_segment_offset(segment, germline)
+    if offset is None or offset < 0:
+        return None
+    return _mismatch_frequency(segment, germline[offset : offset + len(segment)])
+
+
 def _record_type(fields: Iterable[str]) -> str:
     """Awkward type string of a cell's list of chains with the given fields."""
     inner = ", ".join(f"{json.dumps(f)}: ?{field_type(f)}" for f in sorted(set(fields)))
@@ -230,7 +312,8 @@ def _record_type(fields: Iterable[str]) -> str:
 # --------------------------------------------------------------------------------------
 # --- scirpy workarounds ---
 # Each helper below works around one scirpy (0.22) behaviour; the reason is on its first line.
-# clones.py uses the last two.
+# The last two served the scirpy-based clone calling that clones.py replaced (issue 11); only
+# benchmarks/bench_clones.py (which times the old code) still uses them.
 # --------------------------------------------------------------------------------------
 def _read_airr_table(path: Path) -> pd.DataFrame:
     """read_airr keeps R's "NA" strings (so locus inference fails): pre-read with pandas."""
@@ -292,8 +375,8 @@ def _clonotype_clusters(adata: ad.AnnData, *, key_added: str, **kwargs) -> pd.Se
 # - read_10x_vdj/read_airr pass cell_attribute_fields=("is_cell") (a string, not a tuple), so
 #   is_cell stays a chain field typed by its values (bool or str): field_type() fixes types.
 # - define_clonotype_clusters(receptor_arms="all") only links cells with the same number of
-#   arms, so heavy-only cells never join paired ones: clones.py clusters heavy chains first
-#   and checks light chains inside each heavy cluster.
+#   arms, so heavy-only cells never join paired ones; same_v_gene compares V calls as exact
+#   strings. clones.py therefore defines clones itself (heavy chains first, then light).
 
 
 # --------------------------------------------------------------------------------------
@@ -457,6 +540,8 @@ def _clean_chain(chain: dict) -> dict:
         out["cdr3_aa"] = junction_aa[1:-1]
     if out.get("cdr3") is None and junction and len(junction) > 6:
         out["cdr3"] = junction[3:-3]
+    if out.get("mu_freq") is None:
+        out["mu_freq"] = mu_freq(out)
     return out
 
 

@@ -96,44 +96,6 @@ def read_gex_cells(
     return out
 
 
-def double_positive_cells(
-    gex_cells: pd.DataFrame,
-    *,
-    cd19_gene: str = "CD19",
-    bcma_gene: str = "TNFRSF17",
-    cd19_protein: str | None = None,
-    bcma_protein: str | None = None,
-    cd19_min_counts: float = 0,
-    bcma_min_counts: float = 0,
-    cd19_min_protein: float = 10,
-    bcma_min_protein: float = 10,
-) -> pd.Series:
-    """Per-cell CD19+BCMA+ call from raw counts.
-
-    For each marker the protein count is used where the cell has one (column
-    ``prot_<name>`` not missing), else the RNA count (``rna_<gene>``); a cell is positive
-    for the marker when the count is *above* the threshold. Missing counts are negative.
-
-    Returns
-    -------
-    Boolean series indexed like `gex_cells`.
-    """
-
-    def positive(gene, protein, rna_min, prot_min):
-        rna = gex_cells.get(f"rna_{gene}", pd.Series(np.nan, index=gex_cells.index))
-        pos = rna.astype(float) > rna_min
-        if protein:
-            prot = gex_cells.get(f"prot_{protein}")
-            if prot is not None:
-                prot = prot.astype(float)
-                pos = pos.where(prot.isna(), prot > prot_min)
-        return pos.fillna(False).astype(bool)
-
-    cd19 = positive(cd19_gene, cd19_protein, cd19_min_counts, cd19_min_protein)
-    bcma = positive(bcma_gene, bcma_protein, bcma_min_counts, bcma_min_protein)
-    return cd19 & bcma
-
-
 _DP_COLUMNS = [
     "clone_id", "patient", "n_cells", "cd19_bcma_fraction", "cd19_rate", "cd19_background",
     "cd19_p", "cd19_source", "bcma_rate", "bcma_background", "bcma_p", "bcma_source",

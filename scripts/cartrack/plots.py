@@ -987,6 +987,68 @@ def clone_status(
     return fig
 
 
+def dist_to_nearest(
+    distances: pd.DataFrame,
+    thresholds: pd.DataFrame,
+    *,
+    colours: Mapping[str, str] | None = None,
+    width_mm: float = DOUBLE_MM,
+    ncols: int = 4,
+    binwidth: float = 0.02,
+) -> Figure:
+    """Per patient: histogram of heavy-chain distance-to-nearest, the clone cut-off as a line.
+
+    `distances` is ``results/bcr/dist_to_nearest.tsv`` (``patient``, ``dist_nearest``),
+    `thresholds` ``clone_thresholds.tsv`` (``patient``, ``method``, ``threshold``): the
+    figure SHazaM's ``plotDensityThreshold`` draws, one panel per patient.
+    """
+    pats = sorted_patients(
+        list(thresholds.get("patient", pd.Series(dtype=str)).astype(str))
+        + list(distances.get("patient", pd.Series(dtype=str)).astype(str))
+    )
+    colours = _colours_for(pats, colours)
+    fig, axes, _ = _patient_grid(len(pats), ncols=ncols, width_mm=width_mm, top_mm=12, row_mm=28)
+    bins = np.arange(0, 1 + binwidth, binwidth)
+    cut = (
+        thresholds.assign(patient=thresholds["patient"].astype(str)).set_index("patient")
+        if {"patient", "threshold", "method"} <= set(thresholds.columns)
+        else pd.DataFrame(columns=["threshold", "method"])
+    )
+    if "dist_nearest" not in distances.columns:
+        distances = pd.DataFrame(columns=["patient", "dist_nearest"])
+    for ax in axes[len(pats) :]:
+        ax.set_visible(False)
+    if not pats:
+        _empty(axes[0], "no heavy chains")
+        return fig
+    for ax, patient in zip(axes, pats, strict=False):
+        d = pd.to_numeric(
+            distances.loc[distances["patient"].astype(str) == patient, "dist_nearest"],
+            errors="coerce",
+        ).dropna()
+        ax.set_title(patient, loc="left")
+        if d.empty:
+            _empty(ax, "no distances")
+        else:
+            ax.hist(d, bins=bins, color=colours[patient], lw=0)
+        if patient in cut.index:
+            t, method = float(cut.loc[patient, "threshold"]), str(cut.loc[patient, "method"])
+            ax.axvline(t, color="0.2", lw=0.8, ls="--")
+            ax.text(
+                t,
+                0.97,
+                f" {t:.3f} ({method})",
+                transform=ax.get_xaxis_transform(),
+                ha="left",
+                va="top",
+                fontsize=matplotlib.rcParams["xtick.labelsize"],
+            )
+        ax.set_xlim(0, min(1.0, max(0.6, float(d.max()) + binwidth) if len(d) else 0.6))
+        ax.set_xlabel("Distance to nearest")
+    axes[0].set_ylabel("Heavy chains (n)")
+    return fig
+
+
 # --------------------------------------------------------------------------------------
 # 5. B-cell reconstitution
 # --------------------------------------------------------------------------------------

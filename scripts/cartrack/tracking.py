@@ -30,7 +30,13 @@ from scipy import stats
 from scipy.special import gammaln
 
 from cartrack.bcr import index_chains, merge_bcr
-from cartrack.clones import B_LINEAGE_TYPES, cell_annotations, chain_qc_table, define_clones
+from cartrack.clones import (
+    B_LINEAGE_TYPES,
+    CloneParams,
+    cell_annotations,
+    chain_qc_table,
+    define_clones,
+)
 from cartrack.design import (
     B_CELLS,
     BASELINE,
@@ -796,11 +802,7 @@ def track_clones(
     sheet: pd.DataFrame,
     *,
     productive_only: bool = True,
-    sequence: str = "aa",
-    identity: float = 0.85,
-    split_light: bool = True,
-    light_only: str = "exclude",
-    include_multichain: bool = True,
+    clone: CloneParams | Mapping | None = None,
     post_min_day: int = 28,
     visit_window_days: int = 3,
     alpha: float = 0.05,
@@ -820,7 +822,6 @@ def track_clones(
     dp_min_fold: float = 4.0,
     dp_min_protein_dsb: float = 3.0,
     dp_min_baseline_cells: int = 3,
-    n_jobs: int = 1,
 ) -> CloneResults:
     """Merge per-sample BCR data, define clones and build all tracking tables.
 
@@ -834,8 +835,9 @@ def track_clones(
         The sample sheet (all samples, with or without BCR).
     productive_only
         As for :func:`cartrack.bcr.index_chains`.
-    sequence, identity, split_light, light_only, include_multichain
-        As for :func:`define_clones`.
+    clone
+        Clone definition: :class:`cartrack.clones.CloneParams` or the config section
+        ``bcr.clone`` (defaults when None).
     post_min_day, visit_window_days
         As for :func:`cartrack.design.phase`.
     alpha, fdr_family, compartments
@@ -850,8 +852,6 @@ def track_clones(
         As for :func:`cartrack.double_positive.clone_double_positive`.
     dp_alpha, dp_min_fold, dp_min_protein_dsb, dp_min_baseline_cells
         Its `alpha`, `min_fold`, `min_protein_dsb` and `min_cells`.
-    n_jobs
-        Threads for scirpy.
 
     Returns
     -------
@@ -867,16 +867,9 @@ def track_clones(
     for col in ("patient", "day", "tissue", "timepoint", "phase"):
         airr.obs[col] = meta.loc[airr.obs["sample"].astype(str), col].to_numpy()
     index_chains(airr, productive_only=productive_only)
-    define_clones(
-        airr,
-        sequence=sequence,
-        identity=identity,
-        split_light=split_light,
-        light_only=light_only,
-        include_multichain=include_multichain,
-        n_jobs=n_jobs,
-    )
-    ann = cell_annotations(airr, sequence=sequence)
+    params = clone if isinstance(clone, CloneParams) else CloneParams.from_config(clone)
+    define_clones(airr, params)
+    ann = cell_annotations(airr, sequence=airr.uns["clone_definition"]["sequence"])
     for col in ann.columns:
         airr.obs[col] = ann[col]
     gex = gex_cells.copy()
@@ -919,7 +912,7 @@ def track_clones(
     diversity = diversity_table(tracked, meta, min_cells=diversity_min_cells)
     qc = chain_qc_table(airr, gex, meta)
     # no `sample` here: the table is joined into gex.obs, which has its own
-    cell_clones = cells[["clone_id", "isotype", "shm", "ighv4_34"]].copy()
+    cell_clones = cells[["clone_id", "isotype", "mu_freq", "shm", "ighv4_34"]].copy()
     cell_clones.insert(0, "cell", cells.index)
     for col in airr.obs.columns:
         if airr.obs[col].dtype == object:  # h5ad cannot store object columns with None

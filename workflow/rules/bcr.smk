@@ -63,11 +63,17 @@ rule bcr_clones:
         ),
         airr="results/bcr/airr.h5ad",
         cell_clones="results/bcr/cell_clones.tsv",
+        thresholds=report(
+            "results/tables/clone_thresholds.tsv",
+            caption="../report/table_clone_thresholds.rst",
+            category="4. Clone tracking",
+        ),
+        dist_nearest="results/bcr/dist_to_nearest.tsv",
     log:
         "logs/bcr_clones.log",
     conda:
         "../../envs/bcr.yaml"
-    threads: 2
+    threads: 1
     resources:
         # the gene-expression matrix is read in chunks: only the BCR data scales memory
         mem_mb=mem_mb(3000, 1),

@@ -15,6 +15,7 @@ FIGURES = {
     "diversity": "3. B-cell reconstitution",
     "clone_tracking": "4. Clone tracking",
     "clone_status": "4. Clone tracking",
+    "dist_nearest": "4. Clone tracking",
     "signatures_time": "5. Signatures",
     "signature_changes": "5. Signatures",
     "gsea": "5. Signatures",
@@ -175,6 +176,34 @@ rule figures_clones:
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_clones.py"
+
+
+rule figures_dist_nearest:
+    """Distance-to-nearest histograms per patient with the clone cut-off used."""
+    input:
+        distances="results/bcr/dist_to_nearest.tsv",
+        thresholds="results/tables/clone_thresholds.tsv",
+        code=PLOTS_LIBRARY,
+    output:
+        pdf="results/figures/dist_nearest.pdf",
+        png=report(
+            "results/figures/dist_nearest.png",
+            caption="../report/fig_dist_nearest.rst",
+            category=FIGURES["dist_nearest"],
+        ),
+    log:
+        "logs/figures_dist_nearest.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb(1000, 2),
+        runtime=runtime(5),
+    params:
+        figures=FIGURE_CONFIG,
+        patients=FIGURE_PATIENTS,
+    script:
+        "../../scripts/figures_dist_nearest.py"
 
 
 rule figures_reconstitution:
