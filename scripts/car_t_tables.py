@@ -17,7 +17,7 @@ res = track_car_t(
     read_gex_cells(inp.gex, genes=[]),
     par.sheet,
     post_min_day=par.post_min_day,
-    alpha=car_t["alpha"],
+    alpha=car_t["clonotype_alpha"],
     tissues=car_t["tissues"],
     productive_only=tcr["productive_only"],
     receptor_arms=tcr["receptor_arms"],

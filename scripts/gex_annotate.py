@@ -35,7 +35,7 @@ if snakemake.input.bcr:
 ambient = call_car_t(
     adata,
     car_features=car["features"],
-    alpha=car["alpha"],
+    alpha=car["call_alpha"],
     min_umis=car["min_umis"],
     min_reference_cells=car["min_reference_cells"],
 )

@@ -47,13 +47,13 @@ def test_every_problem_reported_at_once(repo, schema):
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     config["qc"]["nmad"] = 3
     config["figures"]["dpi"] = float("nan")
-    config["bcr"]["clone"]["identiy"] = 0.9
+    config["bcr"]["clone"]["treshold"] = 0.1
     with pytest.raises(InputError) as err:
         check_config(config, schema, files=["my.yaml"])
     message = str(err.value)
     assert message.startswith("config ('my.yaml') has 3 problem(s)")
     assert "'qc.nmad' is not known: did you mean 'qc.nmads'?" in message
-    assert "'bcr.clone.identiy' is not known: did you mean 'bcr.clone.identity'?" in message
+    assert "'bcr.clone.treshold' is not known: did you mean 'bcr.clone.threshold'?" in message
     assert "'figures.dpi' is nan" in message
 
 
@@ -101,3 +101,31 @@ def test_h5ad_counts_told_from_a_sample_of_values(tmp_path, scale, with_counts_l
     adata.write_h5ad(tmp_path / "x.h5ad")
     header = gex_header(tmp_path / "x.h5ad")
     assert (len(header.barcodes), len(header.features), header.counts) == (50, 30, counts)
+
+
+class _DuplicateKeys(yaml.SafeLoader):
+    """A YAML loader that records keys given twice in one mapping (PyYAML keeps the last)."""
+
+    found: list = []
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        self.found += [
+            f"{k} (line {node.start_mark.line + 1})" for k in set(keys) if keys.count(k) > 1
+        ]
+        return super().construct_mapping(node, deep)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "config/config.yaml",
+        "workflow/schemas/config.schema.yaml",
+        "workflow/schemas/samples.schema.yaml",
+    ],
+)
+def test_no_key_given_twice(repo, path):
+    """A section written twice silently loses the first one's keys."""
+    _DuplicateKeys.found = []
+    yaml.load((repo / path).read_text(), Loader=_DuplicateKeys)
+    assert _DuplicateKeys.found == []
