@@ -221,7 +221,7 @@ def test_changes_detect_planted_ifn_drop(scored):
         assert (rows["delta"] < 0).all()
         assert (rows["fdr"] < 0.05).all(), rows
         assert (rows["n_patients"] == 6).all()
-        assert (rows["test"] == "t_vs_matched_controls").all() and not rows["low_n"].any()
+        assert (rows["test"] == "paired_t_vs_control").all() and not rows["low_n"].any()
     # delta is post_mean - baseline_mean
     assert np.allclose(changes["delta"], changes["post_mean"] - changes["baseline_mean"])
     # day is the median day of the label over patients (days 28..33 -> 30.5 -> 30)
