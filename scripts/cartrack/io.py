@@ -15,6 +15,8 @@ as unique ``var_names`` (``var["gene_ids"]``, ``var["feature_types"]``), ``obs["
 as in the input, ``obs["sample"]``, and ``obs_names`` built by :func:`cell_name`.
 """
 
+from __future__ import annotations
+
 import gzip
 import logging
 import os
@@ -25,15 +27,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
-import scanpy as sc
 import scipy.sparse as sp
 
 from cartrack.design import InputError
+
+# anndata and scanpy are imported by the readers that use them: the Snakefile, the input
+# checks and the V(D)J readers import this module for paths and cell names only, and should
+# not pay seconds of imports in every job (issue 15).
+if TYPE_CHECKING:
+    import anndata as ad
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +260,8 @@ def _read_mtx_staged(files: _MtxFiles, *, cr3: bool) -> ad.AnnData:
         _stage_file(files.matrix, tmpdir / f"matrix.mtx{suffix}", gzipped=cr3)
         _stage_file(files.features, tmpdir / f"{feature_name}{suffix}", gzipped=cr3)
         _stage_file(files.barcodes, tmpdir / f"barcodes.tsv{suffix}", gzipped=cr3)
+        import scanpy as sc
+
         return sc.read_10x_mtx(tmpdir, make_unique=False, gex_only=False)
 
 
@@ -280,11 +289,15 @@ def _read_mtx_folder(files: _MtxFiles) -> ad.AnnData:
         )
     if not native:
         return _read_mtx_staged(files, cr3=cr3)
+    import scanpy as sc
+
     return sc.read_10x_mtx(files.matrix.parent, make_unique=False, gex_only=False, prefix=p)
 
 
 def _read_h5(path: Path) -> ad.AnnData:
     """Read a Cell Ranger HDF5 (>= 3 or legacy 1.2/2) with scanpy, all feature types."""
+    import scanpy as sc
+
     try:
         return sc.read_10x_h5(path, gex_only=False)
     except Exception as e:
@@ -307,6 +320,8 @@ def _is_counts(x: object) -> bool:
 
 def _read_h5ad(path: Path) -> ad.AnnData:
     """Read an ``.h5ad`` and return raw counts (``X`` or ``layers['counts']``) with obs/var."""
+    import anndata as ad
+
     try:
         adata = ad.read_h5ad(path)
     except Exception as e:
@@ -356,6 +371,8 @@ def _unique_var_names(adata: ad.AnnData, what: str, where: str) -> None:
 
 def _finish(raw: ad.AnnData, *, sample: str, where: str) -> tuple[ad.AnnData, ad.AnnData | None]:
     """Common layout: csr float32 counts, barcode/sample obs, gene/antibody split."""
+    import anndata as ad
+
     if raw.n_obs == 0:
         raise _FormatError("holds zero cells")
     barcodes = (
