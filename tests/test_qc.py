@@ -84,6 +84,29 @@ def test_doublets_are_called_per_sample_and_counted():
     assert a.obs.loc[~a.obs["low_quality"], "doublet_score"].notna().all()
 
 
+@pytest.mark.parametrize("exact", [True, False])
+def test_scrublet_neighbours_exact_unless_asked(monkeypatch, exact):
+    """3,000 cells (9,000 with simulated doublets) is where scanpy switches scrublet to
+    pynndescent; doublet_exact_neighbors keeps it on brute force (issue 15)."""
+    import pynndescent
+
+    used = []
+
+    class Spy(pynndescent.PyNNDescentTransformer):
+        def fit_transform(self, *args, **kwargs):
+            used.append(True)
+            raise RuntimeError("pynndescent used")
+
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", Spy)
+    a = sample(n=3000, seed=2)
+    if exact:
+        _, summary = run_qc(a, doublet_exact_neighbors=True, seed=0)
+        assert not used and a.obs.loc[~a.obs["low_quality"], "doublet_score"].notna().all()
+    else:
+        with pytest.raises(RuntimeError, match="pynndescent used"):
+            run_qc(a, doublet_exact_neighbors=False, seed=0)
+
+
 def test_small_samples_skip_doublet_detection():
     a = sample(n=60)
     kept, summary = run_qc(a, min_cells_for_doublets=100)

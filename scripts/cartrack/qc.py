@@ -102,6 +102,7 @@ def flag_doublets(
     max_rate_factor: float = 2.0,
     n_pcs: int = 15,
     min_cells: int = 100,
+    exact_neighbors: bool = True,
     seed: int = 0,
 ) -> dict[str, float]:
     """Set `obs["doublet"]` and `obs["doublet_score"]` with scrublet on this sample alone.
@@ -115,7 +116,10 @@ def flag_doublets(
     many top scores instead) and falls back to the expected-rate quantile when scrublet finds no
     threshold; ``expected`` calls the expected-rate share of top scores; a number is a fixed
     score. Low-quality cells are left out. Samples with fewer than `min_cells` good cells
-    are not scored. Returns the rate, threshold and method used.
+    are not scored. `exact_neighbors` finds scrublet's neighbours by brute force (sklearn)
+    at every sample size; otherwise scanpy switches to pynndescent (approximate, and compiled
+    anew by numba in each process) from about 2,700 cells. Returns the rate, threshold and
+    method used.
     """
     adata.obs["doublet"] = False
     adata.obs["doublet_score"] = np.nan
@@ -138,6 +142,7 @@ def flag_doublets(
         log_transform=True,
         n_prin_comps=min(n_pcs, sub.n_obs - 1),
         threshold=None if threshold == "auto" else 1.0,
+        use_approx_neighbors=False if exact_neighbors else None,
         random_state=seed,
         verbose=False,
     )
@@ -192,6 +197,7 @@ def run_qc(
     max_doublet_rate_factor: float = 2.0,
     doublet_n_pcs: int = 15,
     min_cells_for_doublets: int = 100,
+    doublet_exact_neighbors: bool = True,
     on_empty_sample: str = "error",
     seed: int = 0,
 ) -> tuple[ad.AnnData, dict]:
@@ -213,6 +219,7 @@ def run_qc(
         max_rate_factor=max_doublet_rate_factor,
         n_pcs=doublet_n_pcs,
         min_cells=min_cells_for_doublets,
+        exact_neighbors=doublet_exact_neighbors,
         seed=seed,
     )
     summary = qc_summary(adata, thresholds)
