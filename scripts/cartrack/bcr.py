@@ -350,100 +350,6 @@ def _scirpy_read(
     return ir.io.read_10x_vdj(path, filtered=False)
 
 
-# scirpy imports scanpy (seconds in every per-sample job, issue 15), so Cell Ranger CSV and
-# AIRR tables are parsed here into the chain records scirpy's readers make (same fields,
-# values, order; tests/test_bcr_reader.py compares the two); JSON still goes through scirpy.
-_10X_FIELDS = {"locus": "chain", "junction_aa": "cdr3", "junction": "cdr3_nt", "umi_count": "umis",
-               "consensus_count": "reads", "v_call": "v_gene", "d_call": "d_gene",
-               "j_call": "j_gene", "c_call": "c_gene", "is_cell": "is_cell",
-               "high_confidence": "high_confidence", "sequence_id": "contig_id"}  # fmt: skip
-_10X_REGIONS = ("fwr1", "fwr2", "fwr3", "fwr4", "cdr1", "cdr2")
-
-
-def _na(value: Any) -> bool:
-    """scirpy's NA test (``_is_na2``)."""
-    return bool(pd.isnull(value)) or value in ("NaN", "nan", "None", "N/A", "")
-
-
-def _scirpy_chain(chain: dict) -> dict:
-    """What ``AirrCell.add_chain`` stores: NA values as None, the AIRR types validated."""
-    from airr import RearrangementSchema
-
-    chain = {k: None if _na(v) else v for k, v in sorted(chain.items())}
-    RearrangementSchema.validate_row(chain)
-    return chain
-
-
-def _parse_10x_csv(table: pd.DataFrame) -> list[dict]:
-    """``scirpy.io.read_10x_vdj(filtered=False)`` on a contig CSV, as chain records."""
-    from airr import RearrangementSchema
-
-    records = []
-    for barcode, cell in table.groupby("barcode"):
-        for row in cell.to_dict("records"):
-            chain = dict.fromkeys(RearrangementSchema.required)
-            chain.update({field: row[col] for field, col in _10X_FIELDS.items()})
-            productive = row["productive"]
-            chain["productive"] = not _na(productive) and not (
-                productive in ("False", "false", "0") or not bool(productive)
-            )
-            for col in _10X_REGIONS:
-                if col in row:
-                    chain[f"{col}_aa"] = row[col]
-                if f"{col}_nt" in row:
-                    chain[col] = row[f"{col}_nt"]
-            # scirpy derives cdr3/cdr3_aa from the junction; clean_chains derives the same
-            chain["cdr3_aa"] = chain["cdr3"] = None
-            records.append({**_scirpy_chain(chain), "barcode": str(barcode)})
-    return records
-
-
-def _parse_airr(table: pd.DataFrame) -> list[dict]:
-    """``scirpy.io.read_airr`` on an AIRR table (types by the schema, 0-based starts)."""
-    from airr import RearrangementSchema as schema
-
-    convert = {"boolean": schema.to_bool, "integer": schema.to_int, "number": schema.to_float}
-    records = []
-    for row in table.to_dict("records"):
-        for field, value in row.items():
-            if schema.type(field) in convert:
-                row[field] = value = convert[schema.type(field)](value)
-            if field.endswith("_start"):
-                try:
-                    row[field] = value - 1
-                except TypeError:
-                    row[field] = None
-        cell_id = row.pop("cell_id")
-        row.update({req: None for req in schema.required if req not in row})
-        if "locus" not in row:
-            row["locus"] = _scirpy_locus(row)
-        records.append({**_scirpy_chain(row), "barcode": str(cell_id)})
-    first = {b: i for i, b in enumerate(dict.fromkeys(r["barcode"] for r in records))}
-    return sorted(records, key=lambda r: first[r["barcode"]])  # cell by cell, as scirpy
-
-
-def _scirpy_locus(chain: dict) -> str | None:
-    """scirpy's locus inference from the gene calls (a TRAV../DV call names a delta chain)."""
-    keys = ["v_call", "d_call", "j_call", "c_call"]
-    if not _na(chain["v_call"]) and re.search("TRAV.*/DV", chain["v_call"]):
-        keys.remove("v_call")
-    genes = [chain[k].lower() for k in keys if not _na(chain[k])]
-    for locus in ("TRA", "TRB", "TRD", "TRG", "IGH", "IGK", "IGL"):
-        if genes and all(locus.lower() in g for g in genes):
-            return locus
-    return None
-
-
-def _parse_chains(fmt: Format, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per chain (column ``barcode``) of a Cell Ranger CSV or AIRR table."""
-    if fmt == "airr":
-        table = table.reindex(columns=[*table.columns, *(set(_CALL_FIELDS) - set(table.columns))])
-        records = _parse_airr(table.fillna(""))
-    else:
-        records = _parse_10x_csv(table)
-    return pd.DataFrame.from_records(records)
-
-
 def _airr_array(adata: ad.AnnData, key: str = "airr") -> ak.Array:
     """anndata.concat turns awkward *views* into union types: always hand on a real copy."""
     arr = adata.obsm[key]
@@ -754,11 +660,7 @@ def read_bcr(
     fmt = detect_format(path)
     table, subset = _pre_read(path, fmt, sample=sample, productive_only=productive_only)
     try:
-        if fmt == "10x_json":
-            raw = _scirpy_read(path, fmt, table, subset=subset)
-            chains = pd.DataFrame(columns=["barcode"]) if raw is None else _chains_of(raw)
-        else:
-            chains = _parse_chains(fmt, table) if len(table) else pd.DataFrame(columns=["barcode"])
+        raw = _scirpy_read(path, fmt, table, subset=subset)
     except InputError:
         raise
     except (KeyError, ValueError, TypeError, AssertionError) as err:
@@ -766,6 +668,7 @@ def read_bcr(
             f"BCR file {path} (sample {sample}): scirpy cannot read it: {err}"
         ) from err
     stats = {"sample": sample, "path": str(path), "format": fmt}
+    chains = pd.DataFrame(columns=["barcode"]) if raw is None else _chains_of(raw)
     stats["n_contigs"] = len(chains)
     cleaned = clean_chains(chains)
     keep = np.ones(len(cleaned), dtype=bool)
