@@ -66,7 +66,7 @@ def test_true_fall_within_cell_types_is_found(fall):
         assert row["delta"] < 0 and row["delta_vs_control"] < 0, row
         assert row["fdr"] < 0.1, row
         assert row["p_empirical"] < 0.05, row
-        assert row["test"] == "paired_t_vs_control"
+        assert row["test"] == sig.CONTROL_TEST
     # where nothing fell, nothing is found
     for signature, cell_type in (("IFN", "B_memory"), ("BAFF", "B_memory")):
         assert changes.loc[(signature, cell_type), "fdr"] > 0.1

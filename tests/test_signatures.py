@@ -221,7 +221,7 @@ def test_changes_detect_planted_ifn_drop(scored):
         assert (rows["delta"] < 0).all()
         assert (rows["fdr"] < 0.05).all(), rows
         assert (rows["n_patients"] == 6).all()
-        assert (rows["test"] == "paired_t_vs_control").all() and not rows["low_n"].any()
+        assert (rows["test"] == sig.CONTROL_TEST).all() and not rows["low_n"].any()
     # delta is post_mean - baseline_mean
     assert np.allclose(changes["delta"], changes["post_mean"] - changes["baseline_mean"])
     # day is the median day of the label over patients (days 28..33 -> 30.5 -> 30)
@@ -278,7 +278,9 @@ def test_fdr_is_a_family_per_signature(scored):
         np.testing.assert_allclose(rows["fdr"], sig.bh_fdr(rows["p_value"]), equal_nan=True)
     pooled = sig.bh_fdr(changes["p_value"])
     control = (changes["signature"] == sig.RANDOM_CONTROL).to_numpy()
-    assert (changes.loc[control, "fdr"] >= pooled[control]).all()
+    # where it matters, at its most significant row (BH over a larger family can raise a large
+    # p-value's adjusted value, so the rows are not compared one by one)
+    assert changes.loc[control, "fdr"].min() >= pooled[control].min()
 
 
 def test_bh_fdr_skips_missing():
