@@ -212,6 +212,26 @@ def test_recoded_junction_is_convergent():
     assert c.junction_aa == r.junction_aa and c.junction != r.junction
 
 
+def test_clone_members_share_their_ancestors_mutations():
+    """Issue 11: two plasma cells of one clone descend from common mutated ancestors, so
+    they differ by far less than the sum of their mutation loads (a star tree, each cell
+    mutated independently from the founder, puts their junctions about 0.1-0.2 apart)."""
+    rng = np.random.default_rng(4)
+    germ = bcr.load_germline()
+    shared, junction = [], []
+    for _ in range(200):
+        lineage = bcr.Lineage(rng, bcr.mutate(rng, bcr.recombine(rng, germ, "IGH"), 5))
+        a, b = lineage.draw("plasma_cell"), lineage.draw("plasma_cell")
+        assert 0.03 <= a.mu_freq <= 0.16 and 0.03 <= b.mu_freq <= 0.16
+        diff = sum(x != y for x, y in zip(a.sequence[: a.v_end], b.sequence, strict=False))
+        shared.append(diff / (a.v_mismatches() + b.v_mismatches()))
+        junction.append(sum(x != y for x, y in zip(a.junction, b.junction, strict=True)))
+        junction[-1] /= len(a.junction)
+    assert np.median(shared) < 0.5
+    assert np.median(junction) < 0.08
+    assert np.mean(np.array(junction) > 0.15) < 0.1
+
+
 def test_bcr_recovery_doublets_ambient_and_calls(cohort_dir, truth):
     cells = truth["cells"]
     b = cells[cells["lineage"].isin(["B", "plasma"]) & ~cells["doublet"]]

@@ -7,8 +7,9 @@ trim 0-7 nt from the V 3' end, D ends and J 5' end (never into the conserved Cys
 codons); add N nucleotides (Poisson, mean 4 at each heavy junction, 1.5 in light chains);
 keep in-frame, stop-free rearrangements whose junction runs C ... W/F. Unrelated junctions
 thus share germline-encoded ends. SHM substitutes bases uniformly over the V region and
-the junction (conserved codons kept, no stop codons); a clone grows as a tree: each new
-cell descends from a random earlier node and adds mutations until its own target rate.
+the junction (conserved codons kept, no stop codons); a clone grows as a tree (:class:`Lineage`):
+each new cell follows the branches of earlier cells down to its own mutation load, so
+relatives share the mutations of their common ancestors.
 """
 
 from dataclasses import dataclass, replace
@@ -201,22 +202,64 @@ def recode_junction(rng: np.random.Generator, r: Rearrangement) -> Rearrangement
 
 
 class Lineage:
-    """A clone's tree: the naive ancestor, then cells each descending from an earlier node."""
+    """A clone's tree (a germinal-centre genealogy): the founder, recorded ancestors every
+    few mutations, and the sampled cells as leaves.
+
+    Each cell gets a mutation load from its type's range (:data:`SHM_RANGE`) and reaches it
+    down the tree: from the founder it follows existing branches (chosen in proportion to
+    the cells already below them; a new branch with weight :attr:`NEW_BRANCH`, as in a
+    Chinese-restaurant process) while their ancestors carry no more mutations than it will,
+    then extends its own branch through new ancestors (:attr:`STEP` mutations apart on
+    average) and adds a few private mutations (Poisson, mean :attr:`PRIVATE`). Cells of one
+    clone thus share the mutations of their common ancestors, as clonally related B cells
+    do, and differ by those acquired after their branches split (a star tree, every cell
+    mutated independently from the founder, makes two plasma cells differ by the sum of
+    their loads, about 0.2 of the junction).
+    """
+
+    STEP = 5.0
+    NEW_BRANCH = 0.05
+    PRIVATE = 1.5
 
     def __init__(self, rng: np.random.Generator, root: Rearrangement):
         self.rng = rng
         self.nodes = [root]
+        self._load = [root.v_mismatches()]
+        self._children: list[list[int]] = [[]]
+        self._cells = [0]  # sampled cells below each node
+
+    def _add(self, parent: int, n: int) -> int:
+        self.nodes.append(mutate(self.rng, self.nodes[parent], n))
+        self._load.append(self.nodes[-1].v_mismatches())
+        self._children.append([])
+        self._cells.append(0)
+        self._children[parent].append(len(self.nodes) - 1)
+        return len(self.nodes) - 1
 
     def draw(self, cell_type: str) -> Rearrangement:
         rng = self.rng
-        parent = self.nodes[int(rng.integers(len(self.nodes)))]
         lo, hi = SHM_RANGE[cell_type]
-        target = int(round(rng.uniform(lo, hi) * parent.v_end))
-        extra = max(target - parent.v_mismatches(), int(rng.poisson(1.0)))
-        child = mutate(rng, parent, extra)
-        if rng.random() < 0.3:
-            self.nodes.append(child)
-        return child
+        target = int(round(rng.uniform(lo, hi) * self.nodes[0].v_end))
+        private = int(rng.poisson(self.PRIVATE))
+        limit = target - private
+        node, path = 0, [0]
+        while True:  # down existing branches
+            kids = [k for k in self._children[node] if self._load[k] <= limit]
+            weights = np.array([self._cells[k] for k in kids] + [self.NEW_BRANCH], dtype=float)
+            pick = int(rng.choice(len(weights), p=weights / weights.sum()))
+            if pick == len(kids):
+                break
+            node = kids[pick]
+            path.append(node)
+        for _ in range(200):  # its own branch: new ancestors up to its load
+            if self._load[node] >= limit:
+                break
+            step = min(1 + int(rng.poisson(self.STEP - 1)), limit - self._load[node])
+            node = self._add(node, step)
+            path.append(node)
+        for k in path:
+            self._cells[k] += 1
+        return mutate(rng, self.nodes[node], max(target - self._load[node], private))
 
 
 def call(segment: Segment, rng: np.random.Generator, *, allele_level: bool) -> str:
