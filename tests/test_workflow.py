@@ -15,19 +15,18 @@ pytestmark = pytest.mark.workflow
 
 
 def test_contract_checker_passes(tiny_run):
+    """The shared contract checker in --strict mode (every item, new ones included), on
+    every table and figure of the run."""
     checker = REPO.parent / "shared" / "tools" / "check_contract.py"
     if not checker.exists():
         pytest.skip("shared/tools/check_contract.py not found")
     proc = subprocess.run(
-        [sys.executable, str(checker), str(tiny_run / "results")], capture_output=True, text=True
+        [sys.executable, str(checker), str(tiny_run / "results"), "--strict"],
+        capture_output=True,
+        text=True,
     )
-    # Figures come from the figures target; every other check must pass.
-    failures = [
-        line
-        for line in proc.stdout.splitlines()
-        if line.startswith("FAIL") and "figures:" not in line
-    ]
-    assert not failures, proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not [line for line in proc.stdout.splitlines() if line.startswith("FAIL")], proc.stdout
 
 
 def test_qc_removes_injected_bad_cells_and_keeps_good_ones(tiny_run, truth):
