@@ -12,7 +12,7 @@ colours = plots.configure(
 fig = plots.signatures_time(
     plots.read_tsv(inp.signatures),
     names=cfg["signatures"],
-    cell_type=cfg["signature_cell_type"],
+    cell_types=cfg["signature_cell_types"],
     colours=colours,
     width_mm=cfg["width_mm"],
     tissue=cfg["tissue"],

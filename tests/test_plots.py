@@ -407,6 +407,22 @@ def test_signatures_time_one_panel_per_signature(signatures):
     assert "no MISSING scores" in texts(fig)
 
 
+def test_signatures_time_draws_each_signature_in_its_own_cell_type(signatures):
+    mono = signatures[signatures["signature"] == "IFN"].assign(
+        cell_type="monocyte", mean_score=lambda d: d["mean_score"] + 5
+    )
+    fig = plots.signatures_time(
+        pd.concat([signatures, mono]),
+        names=["IFN", "BAFF"],
+        cell_types={"IFN": "monocyte", "default": "B_naive"},
+    )
+    ifn, baff = visible_axes(fig)
+    drawn = [ln.get_ydata() for ln in ifn.lines if ln.get_marker() == "o"]
+    assert drawn and all(min(y) > 4 for y in drawn)  # monocyte scores, not all cells
+    assert "monocyte" in ifn.get_ylabel().lower()
+    assert "no BAFF scores in naive B" in texts(fig)
+
+
 def test_signature_changes_heatmap_marks_significance_and_missing(changes):
     fig = plots.signature_changes(changes)
     axes = visible_axes(fig)

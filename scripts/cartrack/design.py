@@ -16,6 +16,10 @@ B_CELLS = CELL_TYPES[:4]
 NAIVE_B = CELL_TYPES[:2]  # naive_fraction counts naive and transitional B cells
 B_LINEAGE = CELL_TYPES[:6]
 T_CELLS = ("T_CD4", "T_CD8")
+#: `cell_type` value for all cells of a sample in the signature tables.
+ALL = "all"
+#: Named groups of `cell_type` labels (CONTRACT.md) that tables can report next to single types.
+CELL_TYPE_GROUPS: dict[str, tuple[str, ...]] = {"B_cells": B_CELLS, "B_lineage": B_LINEAGE}
 
 TISSUES = ("PB", "BM", "LN", "CSF", "product")
 BLOOD = "PB"

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
-from cartrack.design import CELL_TYPES, T_CELLS
+from cartrack.design import ALL, CELL_TYPES, T_CELLS
 
 log = logging.getLogger(__name__)
 
@@ -1256,13 +1256,18 @@ def signatures_time(
     signatures: pd.DataFrame,
     *,
     names: Sequence[str] = ("IFN", "BAFF"),
-    cell_type: str = "all",
+    cell_types: Mapping[str, str] | None = None,
     colours: Mapping[str, str] | None = None,
     width_mm: float = SINGLE_MM,
     tissue: str = "PB",
 ) -> Figure:
-    """Mean signature score per sample over time, one line per patient, one panel per signature."""
+    """Mean signature score per sample over time, one line per patient, one panel per signature.
+
+    ``cell_types``: the cell type (or group) drawn per signature, key ``default`` for the
+    others (default: `all` cells for every signature).
+    """
     names = list(names) or ["IFN"]
+    cell_types = dict(cell_types or {})
     fig, axes = plt.subplots(
         len(names),
         1,
@@ -1273,18 +1278,21 @@ def signatures_time(
     )
     axes = axes.ravel()
     t = signatures
-    if not t.empty:
-        t = t[t["cell_type"].astype(str) == cell_type]
-        if "tissue" in t:
-            t = t[t["tissue"] == tissue]
+    if not t.empty and "tissue" in t:
+        t = t[t["tissue"] == tissue]
     colours = _colours_for(t.get("patient", []), colours)
     colours = {p: colours[p] for p in sorted_patients(t.get("patient", []))}
     markers = patient_markers(colours)
     for ax, name in zip(axes, names, strict=False):
-        s = t[t["signature"] == name] if not t.empty else t
-        ax.set_ylabel(f"{label(name)} score\n(mean, {label(cell_type).lower()})")
+        cell_type = cell_types.get(name, cell_types.get("default", ALL))
+        s = t
+        if not t.empty:
+            s = t[(t["signature"] == name) & (t["cell_type"].astype(str) == cell_type)]
+        where = label(cell_type)
+        where = where[:1].lower() + where[1:]  # "naive B", "monocyte", "all cells"
+        ax.set_ylabel(f"{label(name)} score\n(mean, {where})")
         if s.empty:
-            _empty(ax, f"no {label(name)} scores")
+            _empty(ax, f"no {label(name)} scores in {where}")
             continue
         _patient_lines(ax, s, "mean_score", colours, markers)
         ax.axhline(0, color="0.8", lw=0.5, zorder=0)

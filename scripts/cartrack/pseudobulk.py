@@ -21,17 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from cartrack.design import B_CELLS, B_LINEAGE, BASELINE, POST, phase
+from cartrack.design import ALL, BASELINE, CELL_TYPE_GROUPS, POST, phase
 
 log = logging.getLogger(__name__)
 
-#: `cell_type` value for all cells of a sample.
-ALL = "all"
-#: Named groups of `cell_type` labels (CONTRACT.md) that tables can report next to single types.
-CELL_TYPE_GROUPS: dict[str, tuple[str, ...]] = {
-    "B_cells": tuple(B_CELLS),
-    "B_lineage": tuple(B_LINEAGE),
-}
 #: Columns of pseudobulk_de.tsv.
 DE_COLUMNS = [
     "cell_type",
