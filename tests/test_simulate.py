@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from cartrack import simulate_bcr as bcr
+from cartrack import simulate_expression as ex
 from cartrack.design import B_CELLS
 from cartrack.io import read_gex
-from cartrack.simulate import SCENARIOS, Cohort, interpolate, write_cohort
+from cartrack.simulate import SAMPLE_DEPTH, SCENARIOS, Cohort, interpolate, write_cohort
 
 IFN = ["IFI27", "IFI44L", "IFIT1", "ISG15", "RSAD2", "SIGLEC1"]
 BAFF = ["TNFRSF13C", "TNFRSF13B", "NFKB2", "RELB", "TNFSF13B"]
@@ -68,17 +69,24 @@ def truth(cohort_dir):
 
 
 @pytest.fixture(scope="module")
-def expression(cohort_dir, truth):
-    """Raw counts of every sample with its truth rows (good singlets only)."""
-    out = []
+def droplets(cohort_dir, truth):
+    """Raw counts of every droplet of every sample with its truth rows, by sample."""
+    out = {}
     for sample, gex in [(r[0], r[4]) for r in ROWS]:
         adata, _ = read_gex(cohort_dir / gex, sample=sample)
         t = truth["cells"][truth["cells"]["sample"] == sample].reset_index(drop=True)
         adata.obs = adata.obs.reset_index(drop=True).join(t.drop(columns=["barcode", "sample"]))
-        out.append(adata[~adata.obs["low_quality"] & ~adata.obs["doublet"]].copy())
+        out[sample] = adata
+    return out
+
+
+@pytest.fixture(scope="module")
+def expression(droplets):
+    """Raw counts of every sample with its truth rows (good singlets only)."""
     import anndata as ad
 
-    return ad.concat(out)
+    good = [a[~a.obs["low_quality"] & ~a.obs["doublet"]].copy() for a in droplets.values()]
+    return ad.concat(good)
 
 
 def detection(adata, gene, cell_types, *, dp=None):
@@ -88,6 +96,10 @@ def detection(adata, gene, cell_types, *, dp=None):
         keep &= adata.obs["double_positive_cell"].astype(bool).to_numpy() == dp
     sub = adata[keep, gene].X
     return float((sub.toarray() > 0).mean())
+
+
+def hamming(a: str, b: str) -> int:
+    return sum(x != y for x, y in zip(a, b, strict=True))
 
 
 def contigs(cohort_dir, fmt):
@@ -149,13 +161,90 @@ def test_markers_are_detected_at_realistic_rates(expression):
         assert detection(expression, gene, types) > 0.2, gene
 
 
-def test_depth_varies_between_samples(expression):
-    total = pd.Series(np.asarray(expression.X.sum(axis=1)).ravel(), index=expression.obs_names)
-    median = total.groupby(
-        expression.obs["patient"].astype(str) + expression.obs["day"].astype(str)
-    ).median()
+def test_depth_varies_between_samples(droplets, expression):
+    """Issue 10: sequencing depth varies 2-3x between samples (per-sample median UMIs of good
+    singlets; 2.16x in this cohort, 2.58x over the demo's 33 samples)."""
+    median = pd.Series({
+        s: np.median(np.asarray(expression[expression.obs["sample"] == s].X.sum(axis=1)))
+        for s in droplets
+    })  # fmt: skip
     assert 2000 <= median.median() <= 8000
-    assert median.max() / median.min() >= 1.5
+    assert 2.0 <= median.max() / median.min() <= 3.0
+    assert 2.0 <= SAMPLE_DEPTH[1] / SAMPLE_DEPTH[0] <= 3.0
+
+
+def test_ambient_rna_is_one_to_five_percent(droplets):
+    """Issue 10: 1-5 % of each droplet's UMIs come from the sample's pooled profile. The
+    simulator gives T, NK and myeloid cells no immunoglobulin of their own, so all their Ig
+    UMIs are ambient: their Ig share over the soup's Ig share (pooled counts, diluted by the
+    free HBB / PPBP of lysed cells) is the sample's ambient share (0.024-0.031 here; it
+    would read 0 without ambient RNA and about 0.2 at 20 %)."""
+    shares = {}
+    for sample, a in droplets.items():
+        total = np.asarray(a.X.sum(axis=1)).ravel()
+        ig = np.asarray(a[:, ex.IG_GENES].X.sum(axis=1)).ravel()
+        soup_ig = ig.sum() / total.sum() / (1 + sum(ex.FREE_SOUP.values()))
+        if soup_ig < 0.005:  # little Ig in the soup (B-cell aplasia): not measurable
+            continue
+        obs = a.obs
+        host = ~obs["low_quality"] & ~obs["doublet"] & obs["lineage"].isin(["T", "NK", "myeloid"])
+        host = host.to_numpy()
+        shares[sample] = ig[host].sum() / total[host].sum() / soup_ig
+    assert len(shares) >= 6, shares
+    assert all(0.01 <= v <= 0.05 for v in shares.values()), shares
+    assert 0.02 <= np.median(list(shares.values())) <= 0.04, shares
+
+
+def test_some_samples_hold_granulocytes_and_platelet_aggregates(truth, expression):
+    """Issue 10: low-density granulocytes and platelet-monocyte aggregates in some blood
+    samples (3-7 % LDG; about 30 % of monocytes with a platelet), none in the others."""
+    cells = truth["cells"]
+    blood = cells[cells["tissue"] == "PB"]
+    ldg = blood.groupby("sample")["subtype"].apply(lambda s: (s == "LDG").mean())
+    assert set(ldg[ldg > 0].index) == {"P1_PB_-3", "P3_PB_-2"}
+    assert (ldg[ldg > 0] >= 0.02).all()
+    mono = blood[blood["cell_type"] == "monocyte"]
+    agg = mono.groupby("sample")["subtype"].apply(lambda s: (s == "platelet_aggregate").mean())
+    assert set(agg[agg > 0].index) == {"P2_PB_27", "P4_PB_-4"}
+    assert (agg[agg > 0] >= 0.15).all()
+    sub = expression.obs["subtype"].astype(str)
+    with_platelet = expression[(sub == "platelet_aggregate").to_numpy()]
+    plain = expression[((expression.obs["cell_type"] == "monocyte") & (sub == "nan")).to_numpy()]
+    assert detection(with_platelet, "PF4", ["monocyte"]) > 0.6
+    assert detection(plain, "PF4", ["monocyte"]) < 0.2
+    granulocytes = expression[(sub == "LDG").to_numpy()]
+    assert detection(granulocytes, "FCGR3B", ["other"]) > 0.6
+    assert detection(expression, "FCGR3B", ["monocyte"]) < 0.1
+
+
+def test_patient_and_batch_effects(expression):
+    """Issue 10: patient and batch effects. In CD4 T cells (one cell type, so composition
+    plays no part) each gene's mean differs between two samples of one patient about 3x
+    more than sampling noise allows (split halves of each sample; 1 without batch
+    effects), and samples of one patient share their deviations (correlated over genes)."""
+    cd4 = expression[(expression.obs["cell_type"] == "T_CD4").to_numpy()]
+    x = cd4.X.toarray()
+    x = x / x.sum(axis=1, keepdims=True) * 1e4
+    x = x[:, cd4.var_names.str.startswith("SIMG")]
+    x = x[:, x.mean(axis=0) > 1.0]  # genes measured well enough
+    sample = cd4.obs["sample"].astype(str).to_numpy()
+    half = np.random.default_rng(0).random(len(sample)) < 0.5
+    samples = sorted(set(sample))
+
+    def log_mean(keep):
+        return np.log(x[keep].mean(axis=0) + 0.05)
+
+    means = {s: log_mean(sample == s) for s in samples}
+    noise = {s: np.var(log_mean((sample == s) & half) - log_mean((sample == s) & ~half)) / 4
+             for s in samples}  # fmt: skip
+    centre = np.mean(list(means.values()), axis=0)
+    pairs = [(a, b) for i, a in enumerate(samples) for b in samples[i + 1 :]]
+    same = [(a, b) for a, b in pairs if a.split("_")[0] == b.split("_")[0]]
+    batch = [np.var(means[a] - means[b]) / (noise[a] + noise[b]) for a, b in same]
+    assert np.median(batch) >= 2.0, batch
+    corr = {(a, b): np.corrcoef(means[a] - centre, means[b] - centre)[0, 1] for a, b in pairs}
+    other = [c for pair, c in corr.items() if pair not in same]
+    assert np.median([corr[p] for p in same]) - np.median(other) >= 0.1
 
 
 def test_car_t_cells_proliferate_at_d14(truth, expression):
@@ -171,11 +260,19 @@ def test_car_t_cells_proliferate_at_d14(truth, expression):
 
 
 def test_shm_by_cell_type(truth):
+    """Issue 10: V-region SHM naive 0-2 %, memory 3-10 %, plasmablast / plasma cell 5-15 %.
+    Medians and upper ends hold per cell; the lower ends for at least 90 % of cells (the
+    truth counts V mismatches only while mutations also fall in the junction, so a few
+    memory cells land just under 3 %: 3.6 % of them here)."""
     cells = truth["cells"].dropna(subset=["mu_freq"])
-    median = cells.groupby("cell_type")["mu_freq"].median()
-    assert median["B_naive"] <= 0.02
-    assert 0.03 <= median["B_memory"] <= 0.12
-    assert 0.05 <= median["plasma_cell"] <= 0.17
+    ranges = {"B_naive": (0.0, 0.02), "B_memory": (0.03, 0.10), "plasmablast": (0.05, 0.15),
+              "plasma_cell": (0.05, 0.15)}  # fmt: skip
+    for cell_type, (lo, hi) in ranges.items():
+        mu = cells.loc[cells["cell_type"] == cell_type, "mu_freq"]
+        assert len(mu) >= 20, cell_type
+        assert lo <= mu.median() <= hi, (cell_type, mu.median())
+        assert mu.max() <= hi, (cell_type, mu.max())
+        assert (mu >= lo).mean() >= 0.9, (cell_type, (mu >= lo).mean())
 
 
 def test_junctions_come_from_germline_segments():
@@ -230,6 +327,34 @@ def test_clone_members_share_their_ancestors_mutations():
     assert np.median(shared) < 0.5
     assert np.median(junction) < 0.08
     assert np.mean(np.array(junction) > 0.15) < 0.1
+
+
+def test_convergent_junctions_within_and_across_patients(truth, cohort_dir):
+    """Issue 10: convergent junctions within and across patients: clones of unrelated
+    recombinations (other codons, other light chains) with one heavy junction."""
+    clones = truth["clones"].set_index("clone")
+    convergent = clones.dropna(subset=["convergent_with"])
+    across = [(c, o) for c, o in convergent["convergent_with"].items()
+              if clones.at[c, "patient"] != clones.at[o, "patient"]]  # fmt: skip
+    within = [(c, o) for c, o in convergent["convergent_with"].items() if (c, o) not in across]
+    assert across and within
+    airr = contigs(cohort_dir, "airr").rename(columns={"cell_id": "barcode", "locus": "chain"})
+    tenx = contigs(cohort_dir, "10x").rename(columns={"cdr3": "junction_aa", "cdr3_nt": "junction"})
+    heavy = pd.concat([airr, tenx])[["file", "barcode", "chain", "junction_aa", "junction"]]
+    heavy = heavy[heavy["chain"] == "IGH"]
+    cells = truth["cells"].set_index(["sample", "barcode"])["clone"]
+    heavy["clone"] = [cells[s, b] for s, b in zip(heavy["file"], heavy["barcode"], strict=True)]
+    for c, o in across:
+        assert clones.at[c, "heavy_junction_aa"] == clones.at[o, "heavy_junction_aa"]
+        assert clones.at[c, "heavy_v_call"] == clones.at[o, "heavy_v_call"]
+        mine, theirs = heavy[heavy["clone"] == c], heavy[heavy["clone"] == o]
+        assert len(mine) >= 2 and len(theirs) >= 2
+        # the cells' junctions (mutated further in each clone) still nearly match in amino
+        # acids but not in codons: not one recombination seen twice
+        aa = [hamming(x, y) for x in mine["junction_aa"] for y in theirs["junction_aa"]]
+        nt = [hamming(x, y) for x in mine["junction"] for y in theirs["junction"]]
+        assert min(aa) <= 1
+        assert min(nt) >= 8
 
 
 def test_bcr_recovery_doublets_ambient_and_calls(cohort_dir, truth):

@@ -9,7 +9,8 @@ Patients play scenarios, by their position in the sorted patient list (``SCENARI
 cycling): 0 ``reference`` (DP, memory and marrow plasma-cell clones eliminated, B cells back
 from day 80, IFN / BAFF fall within every cell type, low-density granulocytes at baseline);
 1 ``persistent`` (one DP, one memory and one marrow plasma-cell clone persist, a convergent
-clone shares a junction with another clone, late recovery from day 150, platelet-monocyte
+clone shares a junction with another clone and a public clone one with a memory clone of
+the previous patient, late recovery from day 150, platelet-monocyte
 aggregates, signatures change only through composition); 2 ``same_repertoire``, the null
 patient (no aplasia: baseline
 and post are drawn from one repertoire, post samples 3x deeper than baseline, so nothing is
@@ -43,7 +44,8 @@ kind`` (dp, memory, llpc, convergent), ``fate`` (eliminated / persistent: the bi
 baseline), ``not_assessable`` (persisting clone whose tissue is never resampled after
 infusion), ``eliminated`` (eliminated clone with at least 5 baseline heavy chains), else
 empty (both counted on droplets with a heavy-chain contig).
-``convergent_with`` names the clone whose heavy junction it shares.
+``convergent_with`` names the clone whose heavy junction it shares (in the same patient,
+or in another one for the public clone).
 
 ``truth_patients.tsv``: ``patient, scenario, aplasia, b_recovery_from_day`` (the day from
 which B cells are simulated again; empty when they never recover or never left),
@@ -57,7 +59,7 @@ ligand, in monocytes), ``signature_scenario``.
 
 import gzip
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -119,6 +121,12 @@ LIGHT_RECOVERY = 0.88
 PLASMA_HEAVY_LOSS = 0.4  # extra heavy-chain loss in plasma cells (light-only cells)
 AMBIENT_BCR = 0.03  # T / NK cells that pick up an ambient Ig contig, where plasma cells are
 SAMPLE_DEPTH = (0.8, 2.0)  # per-sample depth factor over REF_DEPTH profiles (2.5x range)
+AMBIENT_RNA = (0.01, 0.05)  # share of each droplet's expected counts from the sample's soup
+# A public clone: in the `convergent` patient, some otherwise unclonal memory / atypical B
+# cells at baseline belong to a clone whose heavy junction (amino acids) equals a memory
+# clone's of the previous patient (same V and J, other codons, its own V mutations and light
+# chain). Drawn from its own generator, so the cohort's main random stream is unchanged.
+PUBLIC_SHARE = {"B_memory": 0.5, "B_atypical": 0.5}
 
 SCENARIOS = [
     {"scenario": "reference", "recovery": 80.0, "persist": (), "signatures": "true_fall",
@@ -184,6 +192,9 @@ class Cohort:
         self.batch_effect: dict[str, np.ndarray] = {}
         self.v_alleles = {p: self._patient_alleles(p) for p in self.patients}
         self.clones = [c for p in self.patients for c in self._clones(p)]
+        self.public_rng = np.random.default_rng([seed, 10])
+        self.public = {p: c for p in self.patients if (c := self._public_clone(p))}
+        self.clones += self.public.values()
 
     def _patient_alleles(self, patient: str) -> dict:
         """The patient's V alleles; the `persistent` patient carries a novel IGHV3-23."""
@@ -240,6 +251,52 @@ class Cohort:
                       convergent_with=target.clone_id)
             )  # fmt: skip
         return clones
+
+    def _public_clone(self, patient: str) -> Clone | None:
+        """The `convergent` patient's clone sharing a heavy junction with another patient's
+        memory clone (a cross-patient convergent junction; see ``PUBLIC_SHARE``)."""
+        i = self.patients.index(patient)
+        if not self.scenario[patient].get("convergent") or i == 0:
+            return None
+        rng, other = self.public_rng, self.patients[i - 1]
+        targets = [c for c in self.clones if c.patient == other and c.kind == "memory"]
+        targets = [c for c in targets if c.heavy.nodes[0].v.allele not in bcr.AMBIGUOUS]
+        if not targets:
+            return None
+        target = targets[0].heavy.nodes[0]
+        # the other patient's founder without its V mutations, its junction recoded
+        v_part = target.germline[: target.junction_start]
+        root = bcr.recode_junction(
+            rng, replace(target, sequence=v_part + target.sequence[len(v_part) :])
+        )
+        for _ in range(100):  # a founder mutated in its own germinal centre, junction kept
+            mutated = bcr.mutate(rng, root, int(rng.integers(3, 10)))
+            if mutated.junction_aa == root.junction_aa:
+                root = mutated
+                break
+        germ = self.v_alleles[patient]
+        while True:  # a light chain of its own (no ambiguous call: contig draws stay as they were)
+            light = bcr.recombine(rng, germ, str(rng.choice(["IGK", "IGL"], p=[0.6, 0.4])))
+            if light.v.allele not in bcr.AMBIGUOUS:
+                break
+        n = sum(c.patient == patient for c in self.clones)
+        return Clone(f"{patient}_true{n + 1:03d}", patient, "convergent", "eliminated", {},
+                     ("PB", "BM"), bcr.Lineage(rng, root), bcr.Lineage(rng, light),
+                     convergent_with=targets[0].clone_id)  # fmt: skip
+
+    def _public_member(self, patient, cell_type, day, heavy, light) -> Clone | None:
+        """The public clone, if this unclonal cell joins it (its own draws, made from the
+        main stream, are then replaced; cells with an ambiguous V call keep theirs)."""
+        clone = self.public.get(patient)
+        if clone is None or cell_type not in PUBLIC_SHARE:
+            return None
+        if day > 0 and not self.scenario[patient].get("null"):  # eliminated clone
+            return None
+        if self.public_rng.random() >= PUBLIC_SHARE[cell_type]:
+            return None
+        if heavy.v.allele in bcr.AMBIGUOUS or light.v.allele in bcr.AMBIGUOUS:
+            return None
+        return clone
 
     def _assign_clone(self, patient: str, kind: str, day: int, tissue: str) -> Clone | None:
         alive_only = day > 0 and not self.scenario[patient].get("null")
@@ -359,6 +416,10 @@ class Cohort:
             isotype, heavy, light = ("", None, None)
             if t in B_LINEAGE:
                 isotype, heavy, light = self._bcr(patient, t, clone)
+                public = None if clone else self._public_member(patient, t, day, heavy, light)
+                if public is not None:
+                    clone = public
+                    heavy, light = clone.heavy.draw(t), clone.light.draw(t)
             expr.finish(p, cell_type=t, kind=kind, isotype=isotype,
                         light=light.locus if light else "", ifn_fold=ifn_fold,
                         baff_fold=baff_fold, mito_factor=rng.lognormal(0, 0.25))  # fmt: skip
@@ -475,7 +536,7 @@ class Cohort:
         for gene, share in ex.FREE_SOUP.items():
             soup[self.expr.index[gene]] += share * soup.sum()
         soup /= soup.sum()
-        a = self.rng.uniform(0.01, 0.05, size=len(means))
+        a = self.rng.uniform(*AMBIENT_RNA, size=len(means))
         means += (a / (1 - a) * means.sum(axis=1))[:, None] * soup[None, :]
 
 
