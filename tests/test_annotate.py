@@ -107,6 +107,28 @@ def test_ambient_car_rna_alone_makes_no_car_t(markers):
     assert a.obs["car_t"].mean() < 0.01
 
 
+def test_no_ambient_car_umi_in_reference_cells_calls_no_stray_umi(blood):
+    """Issue 16: reference cells without any CAR UMI do not make the ambient rate 0 (then one
+    stray CAR UMI in a T cell would be a CAR-T cell); clear CAR-T cells are still called."""
+    lineage = blood.obs["lineage"].astype(str)
+    reference = np.flatnonzero(~lineage.isin(["T", "NK", "unassigned"]).to_numpy())
+    keep = np.sort(np.r_[np.flatnonzero(lineage.eq("T").to_numpy()), reference[:100]])
+    a = blood[keep].copy()  # a sample with 100 reference cells, as in a blood sample
+    x = a.layers["counts"].tolil()
+    for feature in CAR:
+        x[:, a.var_names.get_loc(feature)] = 0
+    t_cells = np.flatnonzero(a.obs["lineage"].astype(str).eq("T").to_numpy())
+    stray, clear = t_cells[:5], t_cells[5:10]
+    car = a.var_names.get_loc("CAR_CD19")
+    x[stray, car] = 1
+    x[clear, car] = 8
+    a.layers["counts"] = x.tocsr()
+    table = call_car_t(a, car_features=CAR)
+    assert table.iloc[0]["ambient_car_umis_per_10k"] > 0
+    assert not a.obs["car_t"].iloc[stray].any()
+    assert a.obs["car_t"].iloc[clear].all()
+
+
 def test_annotation_survives_half_the_umis(markers, blood):
     half = normalised(downsample(make_blood(COMPOSITION, seed=1), 0.5))
     annotate_cell_types(half, markers)

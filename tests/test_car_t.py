@@ -13,6 +13,7 @@ from cartrack.car_t import (
     clonality,
     p_contracted,
     track_car_t,
+    tracked_tcr_cells,
 )
 from cartrack.simulate_tcr import TcrSimulator, write_contigs
 from cartrack.tcr import read_tcr
@@ -196,6 +197,30 @@ def test_sample_table_counts_and_clonality():
     assert table.loc["D14", "car_t_clonality"] == pytest.approx(0.0)  # two equal clonotypes
     assert pd.isna(table.loc["M3", "n_car_t_clonotypes"])  # no TCR file
     assert clonality([5]) != clonality([5])  # NaN for one clonotype
+
+
+def test_car_t_cells_with_a_tcr_are_car_t_cells():
+    """Issue 16: a CAR call in a cell annotated NK or other (here with a TCR) is no CAR-T cell,
+    neither in n_car_t nor among the CAR-T cells with a TCR or the CAR-T clonotypes."""
+    meta = samples_meta()
+    meta["has_tcr"] = True
+    gex = pd.DataFrame(
+        {
+            "sample": "prod",
+            "cell_type": ["T_CD4", "T_CD8", "other", "NK", "T_CD4"],
+            "car_t": [True, True, True, True, False],
+        },
+        index=[f"c{i}" for i in range(5)],
+    )
+    tcr = pd.DataFrame(
+        {"sample": "prod", "clonotype_id": ["A", "A", "B", "C", "D"]},
+        index=gex.index,
+    )
+    cells = tracked_tcr_cells(tcr, gex, meta)
+    assert cells["car_t"].tolist() == [True, True, False, False, False]
+    table = car_t_sample_table(gex, cells, meta).set_index("sample")
+    assert table.loc["prod", "n_car_t"] == 2 and table.loc["prod", "n_car_t_tcr"] == 2
+    assert table.loc["prod", "n_car_t_clonotypes"] == 1
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,6 @@ def test_called_clonotypes_never_mix_simulated_ones(tiny_run, tcr_truth):
     assert len(called) >= 0.95 * len(cells)  # nearly every simulated T cell gets a clonotype
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: since the demo has product samples, some called CAR-T clonotypes "
-    "map to no simulated clonotype kind",
-)
 def test_no_false_loss_and_contract_columns(tiny_run, tcr_truth):
     cells, truth = tcr_truth
     clones = read_table(tiny_run, "car_t_clones")
@@ -48,11 +43,6 @@ def test_no_false_loss_and_contract_columns(tiny_run, tcr_truth):
     assert not clones.loc[kind.isin(["persistent", "small"]), "status"].eq("lost").any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: since the demo has product samples, 3 samples have more CAR-T cells "
-    "with a TCR (n_car_t_tcr) than CAR-T cells (n_car_t)",
-)
 def test_car_t_kinetics_follow_the_simulation(tiny_run):
     car_t = read_table(tiny_run, "car_t")
     blood = car_t[car_t["tissue"] == "PB"]

@@ -377,7 +377,10 @@ def call_car_t(
     Ambient CAR RNA per sample is estimated from the confidently non-T/NK cells (B lineage,
     myeloid, DC, ...): their CAR UMIs per total UMIs. A cell is CAR-positive when its CAR
     UMIs are at least `min_umis` and their Poisson upper tail under the ambient expectation
-    (rate x the cell's total UMIs) is at most `alpha`. A sample with fewer than
+    (rate x the cell's total UMIs) is at most `alpha`. The rate is (CAR UMIs + 0.5) / total
+    UMIs of the reference cells (Jeffreys prior): no CAR UMI among a few hundred thousand
+    reference UMIs does not show that a sample has no ambient CAR RNA, and a rate of 0 would
+    call every T cell with one stray CAR UMI a CAR-T cell. A sample with fewer than
     `min_reference_cells` reference cells uses the cohort's pooled rate. Returns the
     per-sample table (ambient estimate and the UMI threshold at the sample's median depth).
     """
@@ -397,13 +400,13 @@ def call_car_t(
     lineage = obs["lineage"].astype(str).to_numpy()
     eligible = np.isin(lineage, (*T_NK_LINEAGES, UNASSIGNED))
     reference = ~eligible
-    pooled = car[reference].sum() / max(total[reference].sum(), 1)
+    pooled = (car[reference].sum() + 0.5) / max(total[reference].sum(), 1)
     rows = []
     positive = np.zeros(adata.n_obs, dtype=bool)
     for name, idx in samples.groupby(samples.to_numpy()).indices.items():
         ref = idx[reference[idx]]
         own = len(ref) >= min_reference_cells
-        rate = car[ref].sum() / max(total[ref].sum(), 1) if own else pooled
+        rate = (car[ref].sum() + 0.5) / max(total[ref].sum(), 1) if own else pooled
         if not own:
             log.warning(
                 "sample %s: %d reference (non-T/NK) cells < %d: cohort ambient CAR rate used",

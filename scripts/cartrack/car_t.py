@@ -1,7 +1,13 @@
 """CAR-T cells' own clonotypes: per-sample CAR-T kinetics and per-clonotype persistence.
 
-A *CAR-T clonotype* is a TCR clonotype (:func:`cartrack.tcr.define_clonotypes`, within a
-patient) with at least one CAR-T cell (``gex.obs["car_t"]``). Only TCR cells that are also
+A *CAR-T cell* is a cell annotated as a T cell (``T_CD4`` or ``T_CD8``) whose CAR call
+``gex.obs["car_t"]`` is true (:func:`is_car_t`). The annotator also calls CAR in NK-lineage
+and unassigned cells (e.g. proliferating product cells that scored as no lineage); those are
+not counted, neither in the per-sample counts (``n_car_t``, ``car_t_fraction``) nor among
+the CAR-T cells with a TCR (``n_car_t_tcr``, clonotypes, clonality, clonotype tables), so
+that every count uses one definition and CAR-T cells with a TCR are a subset of the CAR-T
+cells. A *CAR-T clonotype* is a TCR clonotype (:func:`cartrack.tcr.define_clonotypes`,
+within a patient) with at least one CAR-T cell. Only TCR cells that are also
 gene-expression cells count (as for B-cell clones).
 
 Persistence is judged on *comparable* cells, as the B-cell clone statistics are: the CAR-T
@@ -107,10 +113,21 @@ def _as_bool(values: pd.Series) -> pd.Series:
     return values.astype(str).str.lower().isin(["true", "1"])
 
 
+def is_car_t(gex_cells: pd.DataFrame) -> pd.Series:
+    """The CAR-T cells among gene-expression cells: ``cell_type`` T_CD4 or T_CD8 and a true
+    ``car_t`` call (all false without a ``car_t`` column). The one definition behind every
+    CAR-T count (module docstring)."""
+    t_cell = gex_cells["cell_type"].astype(str).isin(T_CELLS)
+    if "car_t" not in gex_cells:
+        return pd.Series(False, index=gex_cells.index)
+    return _as_bool(gex_cells["car_t"]) & t_cell
+
+
 def tracked_tcr_cells(
     tcr_obs: pd.DataFrame, gex_cells: pd.DataFrame, samples: pd.DataFrame
 ) -> pd.DataFrame:
-    """TCR cells with a clonotype that are gene-expression cells, with cell type and car_t.
+    """TCR cells with a clonotype that are gene-expression cells, with cell type and car_t
+    (:func:`is_car_t`: a CAR call in a cell annotated T_CD4 / T_CD8).
 
     Parameters
     ----------
@@ -125,8 +142,7 @@ def tracked_tcr_cells(
     cells = tcr_obs.loc[tcr_obs["clonotype_id"].notna()].copy()
     cells = cells.loc[cells.index.isin(gex_cells.index)]
     cells["cell_type"] = gex_cells.loc[cells.index, "cell_type"].astype(str).to_numpy()
-    car = gex_cells["car_t"] if "car_t" in gex_cells else pd.Series(False, index=gex_cells.index)
-    cells["car_t"] = _as_bool(car.loc[cells.index]).to_numpy()
+    cells["car_t"] = is_car_t(gex_cells).loc[cells.index].to_numpy()
     meta = samples.loc[cells["sample"].astype(str), ["patient", "day", "tissue", "timepoint"]]
     for col in meta.columns:
         cells[col] = meta[col].to_numpy()
@@ -155,22 +171,23 @@ def car_t_sample_table(
 
     Returns
     -------
-    One row per sheet sample. ``n_t_cells``: T_CD4 + T_CD8; ``car_t_fraction`` = n_car_t /
-    n_t_cells; ``n_car_t_tcr``: CAR-T cells with a TCR clonotype, of which
+    One row per sheet sample. ``n_t_cells``: T_CD4 + T_CD8; ``n_car_t``: CAR-T cells
+    (:func:`is_car_t`); ``car_t_fraction`` = n_car_t / n_t_cells; ``n_car_t_tcr``: the
+    CAR-T cells with a TCR clonotype (``cells["car_t"]``, the same definition, so never
+    more than ``n_car_t``), of which
     ``n_car_t_clonotypes`` distinct clonotypes and ``car_t_clonality`` (:func:`clonality`);
     the two are empty for samples without a TCR file.
     """
     g = gex_cells.copy()
     g["_t"] = g["cell_type"].astype(str).isin(T_CELLS)
-    car = _as_bool(g["car_t"]) if "car_t" in g else pd.Series(False, index=g.index)
-    g["_car"] = car & g["_t"]
+    g["_car"] = is_car_t(g)
     by = g.groupby(g["sample"].astype(str))
     out = pd.DataFrame(index=samples.index)
     out["n_cells"] = by.size().reindex(out.index, fill_value=0)
     out["n_t_cells"] = by["_t"].sum().reindex(out.index, fill_value=0).astype(int)
     out["n_car_t"] = by["_car"].sum().reindex(out.index, fill_value=0).astype(int)
     out["car_t_fraction"] = out["n_car_t"] / out["n_t_cells"].where(out["n_t_cells"] > 0)
-    car_cells = cells.loc[cells["car_t"]]
+    car_cells = cells.loc[_as_bool(cells["car_t"]) & cells.index.isin(g.index[g["_car"]])]
     sizes = car_cells.groupby(["sample", "clonotype_id"]).size()
     has_tcr = samples["has_tcr"] if "has_tcr" in samples else pd.Series(True, index=samples.index)
     n_tcr, n_clono, clon = [], [], []
