@@ -33,6 +33,8 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DJVDJ = "djvdj/splen"
 LIAO_H5 = "scirpy/liao-2019-covid19/GSM4339772_C144_filtered_feature_bc_matrix.h5"
 MELANOMA_BCR = "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
+LIAO_TCR = "scirpy/liao-2019-covid19/GSM4385993_C144_filtered_contig_annotations.csv.gz"
+BL6_TCR = f"{DJVDJ}/BL6_TCR/filtered_contig_annotations.csv.gz"
 HEADER = "sample\tpatient\tday\ttissue\tgex\tbcr\n"
 S1 = "S1\tP1\t-5\tPB\t../data/BL6_GEX\t../data/BL6_BCR.csv.gz"
 S2 = "S2\tP1\t60\tPB\t../data/MD4_GEX\t../data/MD4_BCR.csv.gz"
@@ -159,6 +161,16 @@ def bcr_file(name: str, make: Callable[[Path, Path], None]):
     return build
 
 
+def tcr_file(name: str, make: Callable[[Path, Path], None]):
+    """Sample S1 given a tcr column naming data/<name>, built by make(path, real)."""
+
+    def build(wd, real):
+        make(wd / "data" / name, real)
+        write_sheet(wd, [f"{S1}\t../data/{name}", f"{S2}\t"], HEADER.rstrip("\n") + "\ttcr\n")
+
+    return build
+
+
 def mtx_variant(edit: Callable[[Path], None]):
     def make(path, real):
         shutil.copytree(real / DJVDJ / "BL6_GEX" / "filtered_feature_bc_matrix", path)
@@ -217,6 +229,10 @@ def normalised_h5ad(path: Path, real: Path) -> None:
 
 def cut_csv(path: Path, real: Path) -> None:
     path.write_text(bl6_bcr_text(real)[:-60])
+
+
+def cut_tcr_csv(path: Path, real: Path) -> None:
+    path.write_text(gz_read(real / BL6_TCR)[:-60])
 
 
 def csv_named_tsv(path: Path, real: Path) -> None:
@@ -520,6 +536,38 @@ INPUT_CASES = [
         bcr_file("nobc.csv", lambda p, r: p.write_text("a,b\n1,2\n")),
         ("sample 'S1', column 'bcr'", "not a Cell Ranger contig table: no column 'barcode'"),
     ),  # fmt: skip
+    Case(
+        "TCR CSV cut off mid-row",
+        tcr_file("cut_tcr.csv", cut_tcr_csv),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "cut_tcr.csv': line 115 has",
+            "the file is cut off there; copy it again",
+        ),
+    ),  # fmt: skip
+    Case(
+        "TCR of another experiment",
+        tcr_file("liao_tcr.csv.gz", copy(LIAO_TCR)),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "only 1 of its 136 barcodes",
+            "below checks.min_barcode_overlap (0.05): are both from the same library?",
+        ),
+    ),  # fmt: skip
+    Case(
+        "BCR file in the tcr column",
+        tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz")),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "holds only B-cell receptor chains (251 IGH/IGK/IGL contigs",
+            "is it the BCR file? Put the T-cell V(D)J file in 'tcr'",
+        ),
+    ),  # fmt: skip
+    Case(
+        "zero-byte TCR",
+        tcr_file("empty_tcr.csv", lambda p, r: p.write_bytes(b"")),
+        ("sample 'S1', column 'tcr'", "empty_tcr.csv': is empty (0 bytes)"),
+    ),  # fmt: skip
 ]
 
 
@@ -663,6 +711,22 @@ def test_harmless_variants_read_like_the_plain_sheet(project, real, variant):
     preflight(project)
 
 
+@pytest.mark.parametrize(
+    "name", ["filtered_contig_annotations.csv.gz", "airr_rearrangement.tsv.gz"]
+)
+def test_real_tcr_files_pass_the_check(project, real, name):
+    """The tcr column is checked: the matching TCR files (10x CSV, AIRR) pass untouched."""
+    for s in ("BL6", "MD4"):
+        shutil.copy(real / DJVDJ / f"{s}_TCR" / name, project / "data" / f"{s}_TCR_{name}")
+    write_sheet(
+        project,
+        [f"{S1}\t../data/BL6_TCR_{name}", f"{S2}\t../data/MD4_TCR_{name}"],
+        HEADER.rstrip("\n") + "\ttcr\n",
+    )
+    table = preflight(project)
+    assert not (table["column"] == "tcr").any(), table
+
+
 # --------------------------------------------------------------------------------------
 # errors found only when a job reads the file: still clean messages
 # --------------------------------------------------------------------------------------
@@ -735,6 +799,21 @@ def test_snakemake_reports_cleanly(project, real, build, expect):
     assert "Traceback (most recent call last)" not in out, out[-3000:]
     assert not result_files(project)
     assert not (project / "PWNED").exists()
+
+
+def test_tcr_read_waits_for_the_check(project, real):
+    """A BCR file in the tcr column stops check_sample, and tcr_read (which would read it
+    without complaint, keeping no TR chain) never runs."""
+    tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz"))(
+        project, real
+    )
+    proc = run_snakemake(project, "--cores", "1", "results/tcr/read/S1.h5ad", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "sample 'S1', column 'tcr'" in out and "is it the BCR file?" in out, out[-3000:]
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not result_files(project)
+    assert not (project / "logs" / "tcr_read").exists()
 
 
 def test_hostile_file_names_run_nothing_and_write_inside(project, real, tmp_path_factory):
