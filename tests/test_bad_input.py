@@ -23,7 +23,7 @@ from snakemake.utils import validate
 from workflow_helpers import REPO, run_snakemake
 
 from cartrack.bcr import read_bcr
-from cartrack.checks import check_config, check_inputs, check_yaml_syntax
+from cartrack.checks import check_config, check_config_files, check_inputs, check_yaml_syntax
 from cartrack.design import InputError
 from cartrack.io import read_gex
 from cartrack.qc import run_qc
@@ -91,6 +91,7 @@ def preflight(wd: Path) -> pd.DataFrame:
     config = yaml.safe_load(cfg_path.read_text())
     check_config(config, yaml.safe_load(SCHEMA.read_text()), files=[cfg_path])
     validate(config, schema=str(SCHEMA))
+    check_config_files(config, repo=REPO)
     sheet = load_sheet(wd / config["samples"])
     require_column(sheet, config["integration"]["batch_key"], config_key="integration.batch_key")
     design = design_checks(sheet, post_min_day=config["tracking"]["post_min_day"])
@@ -403,6 +404,59 @@ CONFIG_CASES = [
         ("config.yaml', line 3, column", "not valid YAML", "fix the syntax there"),
     ),  # fmt: skip
     Case("yaml list at top", yaml_text("- samples\n"), ("expected `key: value` lines",)),
+    # security: the config's path keys (samples, annotation.markers, signatures.gmt,
+    # signatures.extra_gmt, signatures.gsea.family_gmt: all read, none written) and shell
+    # syntax in them are refused as missing files; nothing runs them
+    Case(
+        "sheet path .. into a system folder",
+        config(samples="../../etc/x.tsv"),
+        ("etc/x.tsv' does not exist: set config key 'samples' to the sheet's path",),
+    ),  # fmt: skip
+    Case(
+        "sheet path a folder",
+        config(samples="/etc"),
+        ("sample sheet '/etc' is a folder, not a file: set config key 'samples'",),
+    ),  # fmt: skip
+    Case(
+        "sheet path a system file",
+        config(samples="/etc/passwd"),
+        ("sample sheet '/etc/passwd': missing required column(s)",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in the sheet path",
+        config(samples="$(touch PWNED).tsv"),
+        ("$(touch PWNED).tsv' does not exist: set config key 'samples'",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in annotation.markers",
+        config(**{"annotation.markers": "$(touch PWNED)"}),
+        ("config key 'annotation.markers' is '$(touch PWNED)': no such file in the working",),
+    ),  # fmt: skip
+    Case(
+        "backticks in signatures.extra_gmt",
+        config(**{"signatures.extra_gmt": ["`touch PWNED`.gmt"]}),
+        ("config key 'signatures.extra_gmt[0]' is '`touch PWNED`.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "; in signatures.gsea.family_gmt",
+        config(**{"signatures.gsea.family_gmt": ["h.gmt; touch PWNED.gmt"]}),
+        ("'signatures.gsea.family_gmt[0]' is 'h.gmt; touch PWNED.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        ".. gene-set path",
+        config(**{"signatures.gmt": ["../../../../../../etc/x.gmt"]}),
+        ("config key 'signatures.gmt[0]' is '../../../../../../etc/x.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "absolute gene-set path outside",
+        config(**{"signatures.extra_gmt": ["/nonexistent/sets.gmt"]}),
+        ("config key 'signatures.extra_gmt[0]' is '/nonexistent/sets.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in integration.batch_key",
+        config(**{"integration.batch_key": "$(touch PWNED)"}),
+        ("integration.batch_key is '$(touch PWNED)', which is not a column",),
+    ),  # fmt: skip
     Case(
         "batch_key names no column",
         config(**{"integration.batch_key": "lane"}),
@@ -769,6 +823,38 @@ def test_qc_emptying_a_sample_names_the_way_out(project):
     assert kept.n_obs > 0 and summary["status"] == "passed"
 
 
+def few_genes(folder: Path, keep: int = 3) -> None:
+    """Every cell of an MTX folder left with at most `keep` genes (a failed library)."""
+    lines = gz_read(folder / "matrix.mtx.gz").splitlines()
+    head = [line for line in lines if line.startswith("%")]
+    dims, *entries = lines[len(head) :]
+    seen: dict[str, int] = {}
+    kept = []
+    for entry in entries:
+        cell = entry.split()[1]
+        seen[cell] = seen.get(cell, 0) + 1
+        if seen[cell] <= keep:
+            kept.append(entry)
+    n_features, n_cells, _ = dims.split()
+    gz_write(
+        folder / "matrix.mtx.gz",
+        "\n".join([*head, f"{n_features} {n_cells} {len(kept)}", *kept]) + "\n",
+    )
+
+
+def test_qc_emptied_sample_dropped_through_snakemake(project):
+    """qc.on_empty_sample: drop in the real workflow: S2, whose cells all fall below
+    qc.min_genes, is listed as dropped in qc.tsv and the QC targets finish."""
+    few_genes(project / "data" / "MD4_GEX")
+    edit_config(project, **{"qc.min_genes": 5, "qc.on_empty_sample": "drop"})
+    run_snakemake(project, "--cores", "2", "results/tables/qc.tsv")
+    qc = pd.read_csv(project / "results" / "tables" / "qc.tsv", sep="\t").set_index("sample")
+    assert qc.loc["S2", "status"] == "dropped", qc
+    assert qc.loc["S2", "n_cells_passed"] == 0 and qc.loc["S2", "n_cells_input"] == 231
+    assert qc.loc["S1", "status"] == "passed" and qc.loc["S1", "n_cells_passed"] > 0
+    assert "samples dropped by QC: S2" in (project / "logs" / "gex_qc_table.log").read_text()
+
+
 # --------------------------------------------------------------------------------------
 # through Snakemake: the same messages, no traceback, nothing under results/
 # --------------------------------------------------------------------------------------
@@ -814,6 +900,97 @@ def test_tcr_read_waits_for_the_check(project, real):
     assert "Traceback (most recent call last)" not in out, out[-3000:]
     assert not result_files(project)
     assert not (project / "logs" / "tcr_read").exists()
+
+
+def pwned(*folders: Path) -> list[Path]:
+    names = ("PWNED", "PWNED2", "PWNED3", "PWNED.gmt")
+    return [f / n for f in (Path.cwd(), REPO, *folders) for n in names if (f / n).exists()]
+
+
+def listing(folder: Path, skip: Path) -> set[str]:
+    """Every file and folder under `folder`, except those under `skip`."""
+    return {str(p) for p in folder.rglob("*") if not p.is_relative_to(skip)}
+
+
+def test_no_rule_runs_a_shell_command():
+    """Why no config or sheet value can run a command: every rule is a `script:` (values
+    reach it as Python objects), none a `shell:` or `run:`, and no script starts a process."""
+    for smk in [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        for n, line in enumerate(smk.read_text().splitlines(), start=1):
+            assert line.strip() not in ("shell:", "run:"), f"{smk.name}:{n}: {line}"
+    for py in (REPO / "scripts").rglob("*.py"):
+        text = py.read_text()
+        for call in ("subprocess", "os.system", "os.popen", "os.exec", "shell=True"):
+            assert call not in text, f"{py.relative_to(REPO)} uses {call}"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expect"),
+    [
+        (
+            {"samples": "../../etc/$(touch PWNED);x.tsv"},
+            ("sample sheet '../../etc/$(touch PWNED);x.tsv' does not exist",),
+        ),
+        (
+            {
+                "annotation.markers": "/etc/$(touch PWNED).tsv",
+                "signatures.extra_gmt": ["`touch PWNED`.gmt", "../../x; touch PWNED.gmt"],
+                "signatures.gsea.family_gmt": ["$(touch PWNED).gmt"],
+            },
+            (
+                "config key 'annotation.markers' is '/etc/$(touch PWNED).tsv': no such file",
+                "config key 'signatures.extra_gmt[0]' is '`touch PWNED`.gmt': no such file",
+                "'signatures.extra_gmt[1]' is '../../x; touch PWNED.gmt': no such file",
+                "'signatures.gsea.family_gmt[0]' is '$(touch PWNED).gmt': no such file",
+            ),
+        ),
+    ],
+    ids=["samples", "file keys"],
+)
+def test_hostile_config_paths_refused_through_snakemake(project, changes, expect):
+    """Path-like config values with `..`, absolute paths and shell syntax: refused while
+    Snakemake parses the workflow, every bad key at once, no traceback, nothing written or
+    run anywhere."""
+    edit_config(project, **changes)
+    outside = listing(project.parent, skip=project)
+    proc = run_snakemake(project, "--cores", "1", "results/tables/design_checks.tsv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for fragment in expect:
+        assert fragment in out, out[-3000:]
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not (project / "results").exists()
+    assert not pwned(project, project.parent)
+    assert listing(project.parent, skip=project) == outside
+
+
+def test_hostile_free_text_config_values_are_only_data(project):
+    """Every other free-text config string with shell syntax: the whole DAG is built (dry
+    run) and the check jobs run; the values stay data (a gene name that is not a feature is
+    reported as such), nothing runs, nothing is written outside the working folder. The
+    schema has no key for an output path, so none can point outside."""
+    hostile = {
+        "tracking.cd19_gene": "$(touch PWNED)",
+        "tracking.bcma_gene": "`touch PWNED2`",
+        "tracking.cd19_protein": "x; touch PWNED3",
+        "tracking.bcma_protein": "$(touch PWNED)",
+        "annotation.batch_key": "`touch PWNED`",
+        "annotation.contaminant_lineages": ["$(touch PWNED)", "erythroid; touch PWNED2"],
+        "car_t.features": ["CAR_CD19`touch PWNED`", "$(touch PWNED3)"],
+        "bcr.clone.equivalent_genes": [["IGHV3-30;touch PWNED", "$(touch PWNED2)"]],
+        "figures.signatures": ["IFN$(touch PWNED)", "`touch PWNED3`"],
+        "figures.signature_cell_type": "all; touch PWNED",
+    }
+    edit_config(project, **hostile)
+    outside = listing(project.parent, skip=project)
+    dry = run_snakemake(project, "-n", check=False)  # the default target: every rule
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    run_snakemake(project, "--cores", "1", "results/tables/design_checks.tsv")
+    table = pd.read_csv(project / "results" / "tables" / "design_checks.tsv", sep="\t")
+    missing = table.loc[table["check"] == "gene_missing", "value"]
+    assert {"$(touch PWNED)", "`touch PWNED2`"} <= set(missing), table
+    assert not pwned(project, project.parent)
+    assert listing(project.parent, skip=project) == outside
 
 
 def test_hostile_file_names_run_nothing_and_write_inside(project, real, tmp_path_factory):

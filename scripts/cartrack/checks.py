@@ -1,7 +1,8 @@
 """Checks before any job runs: config files and keys, and every input file's header.
 
-- :func:`check_yaml_syntax` and :func:`check_config` run while Snakemake parses the
-  workflow (``rules/common.smk``): a YAML syntax error names the file, line and column; a
+- :func:`check_yaml_syntax`, :func:`check_config` and :func:`check_config_files` run while
+  Snakemake parses the workflow (``rules/common.smk``): a YAML syntax error names the file,
+  line and column; a config path that names no file is refused with its key; a
   key the schema does not know is refused with the closest valid key (``difflib``, as
   Python's own "did you mean" suggestions); ``.nan``/``.inf`` values are refused because
   every comparison with NaN is false, so a NaN threshold silently turns its filter off.
@@ -103,6 +104,49 @@ def check_config(config: dict, schema: dict, *, files: Iterable[str | Path] = ()
         raise InputError(
             f"config ({where}) has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
         )
+
+
+#: Config keys that name files: all are inputs, read and never written (the schema has no
+#: key for an output path: outputs go to results/ and logs/ of the working folder). The
+#: shipped ones are looked up in the working folder, then in the repository (``resource()``
+#: in rules/common.smk); ``samples`` is checked by :func:`cartrack.sheet.read_sheet`.
+CONFIG_FILE_KEYS = {
+    "annotation.markers": True,  # key: shipped (resolved in the repository too)
+    "signatures.gmt": True,
+    "signatures.extra_gmt": False,
+    "signatures.gsea.family_gmt": True,
+}
+
+
+def check_config_files(config: dict, *, repo: str | Path) -> None:
+    """Refuse a config file path (:data:`CONFIG_FILE_KEYS`) that names no file, all at once.
+
+    Without this a wrong path surfaces as Snakemake's "Missing input files" for some rule
+    deep in the DAG, or not at all when that rule is not needed by the target. The values
+    are only ever opened for reading (no rule runs a shell command), so shell syntax in them
+    (``$(...)``, backticks, ``;``) is a file name that does not exist.
+    """
+    problems = []
+    for key, shipped in CONFIG_FILE_KEYS.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node in (None, ""):
+            continue
+        values = list(enumerate(node)) if isinstance(node, list) else [(None, node)]
+        for i, value in values:
+            name = key if i is None else f"{key}[{i}]"
+            path = Path(str(value))
+            if shipped and not path.is_absolute() and not path.exists():
+                path = Path(repo) / path
+            if not path.is_file():
+                looked = " or in the workflow's folder" if shipped else ""
+                problems.append(
+                    f"config key '{name}' is '{value}': no such file in the working "
+                    f"folder{looked} (looked for '{path}'); give the path of an existing file"
+                )
+    if problems:
+        raise InputError("\n  ".join(problems))
 
 
 # --------------------------------------------------------------------------------------
