@@ -23,7 +23,7 @@ from snakemake.utils import validate
 from workflow_helpers import REPO, run_snakemake
 
 from cartrack.bcr import read_bcr
-from cartrack.checks import check_config, check_inputs, check_yaml_syntax
+from cartrack.checks import check_config, check_config_files, check_inputs, check_yaml_syntax
 from cartrack.design import InputError
 from cartrack.io import read_gex
 from cartrack.qc import run_qc
@@ -33,6 +33,8 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 DJVDJ = "djvdj/splen"
 LIAO_H5 = "scirpy/liao-2019-covid19/GSM4339772_C144_filtered_feature_bc_matrix.h5"
 MELANOMA_BCR = "scirpy/10x/sc5p_v2_hs_melanoma_10k_b_filtered_contig_annotations.csv.gz"
+LIAO_TCR = "scirpy/liao-2019-covid19/GSM4385993_C144_filtered_contig_annotations.csv.gz"
+BL6_TCR = f"{DJVDJ}/BL6_TCR/filtered_contig_annotations.csv.gz"
 HEADER = "sample\tpatient\tday\ttissue\tgex\tbcr\n"
 S1 = "S1\tP1\t-5\tPB\t../data/BL6_GEX\t../data/BL6_BCR.csv.gz"
 S2 = "S2\tP1\t60\tPB\t../data/MD4_GEX\t../data/MD4_BCR.csv.gz"
@@ -89,6 +91,7 @@ def preflight(wd: Path) -> pd.DataFrame:
     config = yaml.safe_load(cfg_path.read_text())
     check_config(config, yaml.safe_load(SCHEMA.read_text()), files=[cfg_path])
     validate(config, schema=str(SCHEMA))
+    check_config_files(config, repo=REPO)
     sheet = load_sheet(wd / config["samples"])
     require_column(sheet, config["integration"]["batch_key"], config_key="integration.batch_key")
     design = design_checks(sheet, post_min_day=config["tracking"]["post_min_day"])
@@ -159,6 +162,16 @@ def bcr_file(name: str, make: Callable[[Path, Path], None]):
     return build
 
 
+def tcr_file(name: str, make: Callable[[Path, Path], None]):
+    """Sample S1 given a tcr column naming data/<name>, built by make(path, real)."""
+
+    def build(wd, real):
+        make(wd / "data" / name, real)
+        write_sheet(wd, [f"{S1}\t../data/{name}", f"{S2}\t"], HEADER.rstrip("\n") + "\ttcr\n")
+
+    return build
+
+
 def mtx_variant(edit: Callable[[Path], None]):
     def make(path, real):
         shutil.copytree(real / DJVDJ / "BL6_GEX" / "filtered_feature_bc_matrix", path)
@@ -217,6 +230,10 @@ def normalised_h5ad(path: Path, real: Path) -> None:
 
 def cut_csv(path: Path, real: Path) -> None:
     path.write_text(bl6_bcr_text(real)[:-60])
+
+
+def cut_tcr_csv(path: Path, real: Path) -> None:
+    path.write_text(gz_read(real / BL6_TCR)[:-60])
 
 
 def csv_named_tsv(path: Path, real: Path) -> None:
@@ -387,6 +404,59 @@ CONFIG_CASES = [
         ("config.yaml', line 3, column", "not valid YAML", "fix the syntax there"),
     ),  # fmt: skip
     Case("yaml list at top", yaml_text("- samples\n"), ("expected `key: value` lines",)),
+    # security: the config's path keys (samples, annotation.markers, signatures.gmt,
+    # signatures.extra_gmt, signatures.gsea.family_gmt: all read, none written) and shell
+    # syntax in them are refused as missing files; nothing runs them
+    Case(
+        "sheet path .. into a system folder",
+        config(samples="../../etc/x.tsv"),
+        ("etc/x.tsv' does not exist: set config key 'samples' to the sheet's path",),
+    ),  # fmt: skip
+    Case(
+        "sheet path a folder",
+        config(samples="/etc"),
+        ("sample sheet '/etc' is a folder, not a file: set config key 'samples'",),
+    ),  # fmt: skip
+    Case(
+        "sheet path a system file",
+        config(samples="/etc/passwd"),
+        ("sample sheet '/etc/passwd': missing required column(s)",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in the sheet path",
+        config(samples="$(touch PWNED).tsv"),
+        ("$(touch PWNED).tsv' does not exist: set config key 'samples'",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in annotation.markers",
+        config(**{"annotation.markers": "$(touch PWNED)"}),
+        ("config key 'annotation.markers' is '$(touch PWNED)': no such file in the working",),
+    ),  # fmt: skip
+    Case(
+        "backticks in signatures.extra_gmt",
+        config(**{"signatures.extra_gmt": ["`touch PWNED`.gmt"]}),
+        ("config key 'signatures.extra_gmt[0]' is '`touch PWNED`.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "; in signatures.gsea.family_gmt",
+        config(**{"signatures.gsea.family_gmt": ["h.gmt; touch PWNED.gmt"]}),
+        ("'signatures.gsea.family_gmt[0]' is 'h.gmt; touch PWNED.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        ".. gene-set path",
+        config(**{"signatures.gmt": ["../../../../../../etc/x.gmt"]}),
+        ("config key 'signatures.gmt[0]' is '../../../../../../etc/x.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "absolute gene-set path outside",
+        config(**{"signatures.extra_gmt": ["/nonexistent/sets.gmt"]}),
+        ("config key 'signatures.extra_gmt[0]' is '/nonexistent/sets.gmt': no such file",),
+    ),  # fmt: skip
+    Case(
+        "$(...) in integration.batch_key",
+        config(**{"integration.batch_key": "$(touch PWNED)"}),
+        ("integration.batch_key is '$(touch PWNED)', which is not a column",),
+    ),  # fmt: skip
     Case(
         "batch_key names no column",
         config(**{"integration.batch_key": "lane"}),
@@ -519,6 +589,38 @@ INPUT_CASES = [
         "10x CSV without barcode column",
         bcr_file("nobc.csv", lambda p, r: p.write_text("a,b\n1,2\n")),
         ("sample 'S1', column 'bcr'", "not a Cell Ranger contig table: no column 'barcode'"),
+    ),  # fmt: skip
+    Case(
+        "TCR CSV cut off mid-row",
+        tcr_file("cut_tcr.csv", cut_tcr_csv),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "cut_tcr.csv': line 115 has",
+            "the file is cut off there; copy it again",
+        ),
+    ),  # fmt: skip
+    Case(
+        "TCR of another experiment",
+        tcr_file("liao_tcr.csv.gz", copy(LIAO_TCR)),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "only 1 of its 136 barcodes",
+            "below checks.min_barcode_overlap (0.05): are both from the same library?",
+        ),
+    ),  # fmt: skip
+    Case(
+        "BCR file in the tcr column",
+        tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz")),
+        (
+            "sample 'S1', column 'tcr', file '",
+            "holds only B-cell receptor chains (251 IGH/IGK/IGL contigs",
+            "is it the BCR file? Put the T-cell V(D)J file in 'tcr'",
+        ),
+    ),  # fmt: skip
+    Case(
+        "zero-byte TCR",
+        tcr_file("empty_tcr.csv", lambda p, r: p.write_bytes(b"")),
+        ("sample 'S1', column 'tcr'", "empty_tcr.csv': is empty (0 bytes)"),
     ),  # fmt: skip
 ]
 
@@ -663,6 +765,22 @@ def test_harmless_variants_read_like_the_plain_sheet(project, real, variant):
     preflight(project)
 
 
+@pytest.mark.parametrize(
+    "name", ["filtered_contig_annotations.csv.gz", "airr_rearrangement.tsv.gz"]
+)
+def test_real_tcr_files_pass_the_check(project, real, name):
+    """The tcr column is checked: the matching TCR files (10x CSV, AIRR) pass untouched."""
+    for s in ("BL6", "MD4"):
+        shutil.copy(real / DJVDJ / f"{s}_TCR" / name, project / "data" / f"{s}_TCR_{name}")
+    write_sheet(
+        project,
+        [f"{S1}\t../data/BL6_TCR_{name}", f"{S2}\t../data/MD4_TCR_{name}"],
+        HEADER.rstrip("\n") + "\ttcr\n",
+    )
+    table = preflight(project)
+    assert not (table["column"] == "tcr").any(), table
+
+
 # --------------------------------------------------------------------------------------
 # errors found only when a job reads the file: still clean messages
 # --------------------------------------------------------------------------------------
@@ -705,6 +823,38 @@ def test_qc_emptying_a_sample_names_the_way_out(project):
     assert kept.n_obs > 0 and summary["status"] == "passed"
 
 
+def few_genes(folder: Path, keep: int = 3) -> None:
+    """Every cell of an MTX folder left with at most `keep` genes (a failed library)."""
+    lines = gz_read(folder / "matrix.mtx.gz").splitlines()
+    head = [line for line in lines if line.startswith("%")]
+    dims, *entries = lines[len(head) :]
+    seen: dict[str, int] = {}
+    kept = []
+    for entry in entries:
+        cell = entry.split()[1]
+        seen[cell] = seen.get(cell, 0) + 1
+        if seen[cell] <= keep:
+            kept.append(entry)
+    n_features, n_cells, _ = dims.split()
+    gz_write(
+        folder / "matrix.mtx.gz",
+        "\n".join([*head, f"{n_features} {n_cells} {len(kept)}", *kept]) + "\n",
+    )
+
+
+def test_qc_emptied_sample_dropped_through_snakemake(project):
+    """qc.on_empty_sample: drop in the real workflow: S2, whose cells all fall below
+    qc.min_genes, is listed as dropped in qc.tsv and the QC targets finish."""
+    few_genes(project / "data" / "MD4_GEX")
+    edit_config(project, **{"qc.min_genes": 5, "qc.on_empty_sample": "drop"})
+    run_snakemake(project, "--cores", "2", "results/tables/qc.tsv")
+    qc = pd.read_csv(project / "results" / "tables" / "qc.tsv", sep="\t").set_index("sample")
+    assert qc.loc["S2", "status"] == "dropped", qc
+    assert qc.loc["S2", "n_cells_passed"] == 0 and qc.loc["S2", "n_cells_input"] == 231
+    assert qc.loc["S1", "status"] == "passed" and qc.loc["S1", "n_cells_passed"] > 0
+    assert "samples dropped by QC: S2" in (project / "logs" / "gex_qc_table.log").read_text()
+
+
 # --------------------------------------------------------------------------------------
 # through Snakemake: the same messages, no traceback, nothing under results/
 # --------------------------------------------------------------------------------------
@@ -735,6 +885,112 @@ def test_snakemake_reports_cleanly(project, real, build, expect):
     assert "Traceback (most recent call last)" not in out, out[-3000:]
     assert not result_files(project)
     assert not (project / "PWNED").exists()
+
+
+def test_tcr_read_waits_for_the_check(project, real):
+    """A BCR file in the tcr column stops check_sample, and tcr_read (which would read it
+    without complaint, keeping no TR chain) never runs."""
+    tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz"))(
+        project, real
+    )
+    proc = run_snakemake(project, "--cores", "1", "results/tcr/read/S1.h5ad", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "sample 'S1', column 'tcr'" in out and "is it the BCR file?" in out, out[-3000:]
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not result_files(project)
+    assert not (project / "logs" / "tcr_read").exists()
+
+
+def pwned(*folders: Path) -> list[Path]:
+    names = ("PWNED", "PWNED2", "PWNED3", "PWNED.gmt")
+    return [f / n for f in (Path.cwd(), REPO, *folders) for n in names if (f / n).exists()]
+
+
+def listing(folder: Path, skip: Path) -> set[str]:
+    """Every file and folder under `folder`, except those under `skip`."""
+    return {str(p) for p in folder.rglob("*") if not p.is_relative_to(skip)}
+
+
+def test_no_rule_runs_a_shell_command():
+    """Why no config or sheet value can run a command: every rule is a `script:` (values
+    reach it as Python objects), none a `shell:` or `run:`, and no script starts a process."""
+    for smk in [REPO / "workflow" / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        for n, line in enumerate(smk.read_text().splitlines(), start=1):
+            assert line.strip() not in ("shell:", "run:"), f"{smk.name}:{n}: {line}"
+    for py in (REPO / "scripts").rglob("*.py"):
+        text = py.read_text()
+        for call in ("subprocess", "os.system", "os.popen", "os.exec", "shell=True"):
+            assert call not in text, f"{py.relative_to(REPO)} uses {call}"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expect"),
+    [
+        (
+            {"samples": "../../etc/$(touch PWNED);x.tsv"},
+            ("sample sheet '../../etc/$(touch PWNED);x.tsv' does not exist",),
+        ),
+        (
+            {
+                "annotation.markers": "/etc/$(touch PWNED).tsv",
+                "signatures.extra_gmt": ["`touch PWNED`.gmt", "../../x; touch PWNED.gmt"],
+                "signatures.gsea.family_gmt": ["$(touch PWNED).gmt"],
+            },
+            (
+                "config key 'annotation.markers' is '/etc/$(touch PWNED).tsv': no such file",
+                "config key 'signatures.extra_gmt[0]' is '`touch PWNED`.gmt': no such file",
+                "'signatures.extra_gmt[1]' is '../../x; touch PWNED.gmt': no such file",
+                "'signatures.gsea.family_gmt[0]' is '$(touch PWNED).gmt': no such file",
+            ),
+        ),
+    ],
+    ids=["samples", "file keys"],
+)
+def test_hostile_config_paths_refused_through_snakemake(project, changes, expect):
+    """Path-like config values with `..`, absolute paths and shell syntax: refused while
+    Snakemake parses the workflow, every bad key at once, no traceback, nothing written or
+    run anywhere."""
+    edit_config(project, **changes)
+    outside = listing(project.parent, skip=project)
+    proc = run_snakemake(project, "--cores", "1", "results/tables/design_checks.tsv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for fragment in expect:
+        assert fragment in out, out[-3000:]
+    assert "Traceback (most recent call last)" not in out, out[-3000:]
+    assert not (project / "results").exists()
+    assert not pwned(project, project.parent)
+    assert listing(project.parent, skip=project) == outside
+
+
+def test_hostile_free_text_config_values_are_only_data(project):
+    """Every other free-text config string with shell syntax: the whole DAG is built (dry
+    run) and the check jobs run; the values stay data (a gene name that is not a feature is
+    reported as such), nothing runs, nothing is written outside the working folder. The
+    schema has no key for an output path, so none can point outside."""
+    hostile = {
+        "tracking.cd19_gene": "$(touch PWNED)",
+        "tracking.bcma_gene": "`touch PWNED2`",
+        "tracking.cd19_protein": "x; touch PWNED3",
+        "tracking.bcma_protein": "$(touch PWNED)",
+        "annotation.batch_key": "`touch PWNED`",
+        "annotation.contaminant_lineages": ["$(touch PWNED)", "erythroid; touch PWNED2"],
+        "car_t.features": ["CAR_CD19`touch PWNED`", "$(touch PWNED3)"],
+        "bcr.clone.equivalent_genes": [["IGHV3-30;touch PWNED", "$(touch PWNED2)"]],
+        "figures.signatures": ["IFN$(touch PWNED)", "`touch PWNED3`"],
+        "figures.signature_cell_type": "all; touch PWNED",
+    }
+    edit_config(project, **hostile)
+    outside = listing(project.parent, skip=project)
+    dry = run_snakemake(project, "-n", check=False)  # the default target: every rule
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    run_snakemake(project, "--cores", "1", "results/tables/design_checks.tsv")
+    table = pd.read_csv(project / "results" / "tables" / "design_checks.tsv", sep="\t")
+    missing = table.loc[table["check"] == "gene_missing", "value"]
+    assert {"$(touch PWNED)", "`touch PWNED2`"} <= set(missing), table
+    assert not pwned(project, project.parent)
+    assert listing(project.parent, skip=project) == outside
 
 
 def test_hostile_file_names_run_nothing_and_write_inside(project, real, tmp_path_factory):

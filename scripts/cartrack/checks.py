@@ -1,17 +1,18 @@
 """Checks before any job runs: config files and keys, and every input file's header.
 
-- :func:`check_yaml_syntax` and :func:`check_config` run while Snakemake parses the
-  workflow (``rules/common.smk``): a YAML syntax error names the file, line and column; a
+- :func:`check_yaml_syntax`, :func:`check_config` and :func:`check_config_files` run while
+  Snakemake parses the workflow (``rules/common.smk``): a YAML syntax error names the file,
+  line and column; a config path that names no file is refused with its key; a
   key the schema does not know is refused with the closest valid key (``difflib``, as
   Python's own "did you mean" suggestions); ``.nan``/``.inf`` values are refused because
   every comparison with NaN is false, so a NaN threshold silently turns its filter off.
 - :func:`check_sample` is the cheap rule ``check_sample``: it opens one sample's input
   headers (never a whole matrix; about 0.1 s a sample), and refuses unreadable, truncated
   or empty files, non-count matrices, duplicated barcodes, Ensembl-only features, TCR files
-  in the ``bcr`` column and BCR files that share (almost) no barcode with their sample's
-  GEX; what is odd but usable becomes a warning row. :func:`check_cohort` (rule
-  ``check_inputs``) adds the design warnings and refuses mixed species:
-  ``design_checks.tsv``.
+  in the ``bcr`` column (and BCR files in ``tcr``) and BCR or TCR files that share
+  (almost) no barcode with their sample's GEX; what is odd but usable becomes a warning
+  row. :func:`check_cohort` (rule ``check_inputs``) adds the design warnings and refuses
+  mixed species: ``design_checks.tsv``.
 """
 
 import csv
@@ -103,6 +104,49 @@ def check_config(config: dict, schema: dict, *, files: Iterable[str | Path] = ()
         raise InputError(
             f"config ({where}) has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
         )
+
+
+#: Config keys that name files: all are inputs, read and never written (the schema has no
+#: key for an output path: outputs go to results/ and logs/ of the working folder). The
+#: shipped ones are looked up in the working folder, then in the repository (``resource()``
+#: in rules/common.smk); ``samples`` is checked by :func:`cartrack.sheet.read_sheet`.
+CONFIG_FILE_KEYS = {
+    "annotation.markers": True,  # key: shipped (resolved in the repository too)
+    "signatures.gmt": True,
+    "signatures.extra_gmt": False,
+    "signatures.gsea.family_gmt": True,
+}
+
+
+def check_config_files(config: dict, *, repo: str | Path) -> None:
+    """Refuse a config file path (:data:`CONFIG_FILE_KEYS`) that names no file, all at once.
+
+    Without this a wrong path surfaces as Snakemake's "Missing input files" for some rule
+    deep in the DAG, or not at all when that rule is not needed by the target. The values
+    are only ever opened for reading (no rule runs a shell command), so shell syntax in them
+    (``$(...)``, backticks, ``;``) is a file name that does not exist.
+    """
+    problems = []
+    for key, shipped in CONFIG_FILE_KEYS.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node in (None, ""):
+            continue
+        values = list(enumerate(node)) if isinstance(node, list) else [(None, node)]
+        for i, value in values:
+            name = key if i is None else f"{key}[{i}]"
+            path = Path(str(value))
+            if shipped and not path.is_absolute() and not path.exists():
+                path = Path(repo) / path
+            if not path.is_file():
+                looked = " or in the workflow's folder" if shipped else ""
+                problems.append(
+                    f"config key '{name}' is '{value}': no such file in the working "
+                    f"folder{looked} (looked for '{path}'); give the path of an existing file"
+                )
+    if problems:
+        raise InputError("\n  ".join(problems))
 
 
 # --------------------------------------------------------------------------------------
@@ -309,7 +353,7 @@ def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[dict]]:
 
 
 def bcr_header(path: str | Path) -> BcrHeader:
-    """Barcodes, loci and productive chains of a sheet's ``bcr`` entry."""
+    """Barcodes, loci and productive chains of a sheet's ``bcr`` or ``tcr`` entry."""
     from cartrack.bcr import _10X_CSV_COLUMNS, _to_bool, detect_format
 
     path = Path(path)
@@ -390,19 +434,20 @@ def check_sample(
     min_barcode_overlap: float = 0.05,
     warn_barcode_overlap: float = 0.5,
 ) -> pd.DataFrame:
-    """Open one sample's gex and bcr headers; raise InputError listing its problems.
+    """Open one sample's gex, bcr and tcr headers; raise InputError listing its problems.
 
     Parameters
     ----------
     sample, row
-        The sample id and its row of the validated sheet (``patient``, ``gex``, ``bcr``).
+        The sample id and its row of the validated sheet (``patient``, ``gex``, ``bcr``,
+        ``tcr``; a missing or empty ``bcr`` / ``tcr`` is not checked).
     genes
         Config key -> gene name that must be a feature (``tracking.cd19_gene`` ...); one
         missing is a warning (the sample's double-positive calls are all false).
     gene_sets
         ``.gmt`` files of the signatures: compared with the feature names' species.
     min_barcode_overlap
-        Below this share of the BCR barcodes found in the GEX, an error: files of two
+        Below this share of the BCR (or TCR) barcodes found in the GEX, an error: files of two
         libraries share barcodes only by chance (well under 1% of the 10x whitelist).
     warn_barcode_overlap
         Below this share, a warning.
@@ -462,9 +507,10 @@ def check_sample(
             "case-insensitively, through orthologues with the same name; give mouse sets "
             "in signatures.gmt / signatures.extra_gmt for a mouse study",
         )  # fmt: skip
-    if row["bcr"]:
-        overlap = (min_barcode_overlap, warn_barcode_overlap)
-        errors.extend(_check_bcr(sample, row, gex, warn, overlap))
+    overlap = (min_barcode_overlap, warn_barcode_overlap)
+    for column in _VDJ:
+        if row.get(column):
+            errors.extend(_check_vdj(sample, row, column, gex, warn, overlap))
     if errors:
         raise InputError("\n  ".join(errors))
     rows.append(_row("species", "info", sample, row["patient"], "gex", kind, "feature names"))
@@ -499,48 +545,58 @@ def check_inputs(sheet: pd.DataFrame, *, design: pd.DataFrame, **options) -> pd.
     return check_cohort(tables, design=design)
 
 
-def _check_bcr(sample, row, gex: GexHeader, warn, overlap: tuple[float, float]) -> list[str]:
-    """Problems of one sample's V(D)J file (warnings go through `warn`)."""
-    where = f"sample '{sample}', column 'bcr', file '{row['bcr']}'"
+#: Per V(D)J column: receptor named in messages, its loci, the other column's receptor.
+_VDJ = {
+    "bcr": ("BCR", "IG", "B-cell", "TR", "T-cell receptor chains ({n} TRA/TRB/... contigs, no "
+            "IGH/IGK/IGL): is it the TCR file? Put the B-cell V(D)J file in 'bcr'"),
+    "tcr": ("TCR", "TR", "T-cell", "IG", "B-cell receptor chains ({n} IGH/IGK/IGL contigs, no "
+            "TRA/TRB/...): is it the BCR file? Put the T-cell V(D)J file in 'tcr'"),
+}  # fmt: skip
+
+
+def _check_vdj(
+    sample, row, column: str, gex: GexHeader, warn, overlap: tuple[float, float]
+) -> list[str]:
+    """Problems of one sample's V(D)J file in `column` (``bcr`` or ``tcr``); warnings go
+    through `warn`."""
+    label, own, cells, other, wrong = _VDJ[column]
+    path = row[column]
+    where = f"sample '{sample}', column '{column}', file '{path}'"
     try:
-        bcr = bcr_header(row["bcr"])
+        vdj = bcr_header(path)
     except (_Bad, InputError) as bad:
         return [f"{where}: {bad}"]
-    ig = sum(n for locus, n in bcr.loci.items() if locus.startswith("IG"))
-    tr = sum(n for locus, n in bcr.loci.items() if locus.startswith("TR"))
-    if tr and not ig:
-        return [
-            f"{where}: holds only T-cell receptor chains ({tr} TRA/TRB/... contigs, no "
-            "IGH/IGK/IGL): is it the TCR file? Put the B-cell V(D)J file in 'bcr'"
-        ]
-    if not bcr.barcodes:
+    n_own = sum(n for locus, n in vdj.loci.items() if locus.startswith(own))
+    n_other = sum(n for locus, n in vdj.loci.items() if locus.startswith(other))
+    if n_other and not n_own:
+        return [f"{where}: holds only " + wrong.format(n=n_other)]
+    if not vdj.barcodes:
+        aplasia = " (B-cell aplasia?)" if column == "bcr" else ""
         warn(
-            "bcr_empty",
-            sample,
-            "bcr",
-            shown_path(row["bcr"]),
-            "no contigs (B-cell aplasia?): the sample gets zero BCR cells",
-        )
-        return []
-    if ig and bcr.n_productive == 0:
-        warn(
-            "bcr_non_productive", sample, "bcr", shown_path(row["bcr"]),
-            "no productive contig: with bcr.productive_only the sample gets zero BCR cells",
+            f"{column}_empty", sample, column, shown_path(path),
+            f"no contigs{aplasia}: the sample gets zero {label} cells",
         )  # fmt: skip
-    shared = len(bcr.barcodes & set(gex.barcodes))
-    share = shared / len(bcr.barcodes)
+        return []
+    if n_own and vdj.n_productive == 0:
+        warn(
+            f"{column}_non_productive", sample, column, shown_path(path),
+            f"no productive contig: with {column}.productive_only the sample gets zero "
+            f"{label} cells",
+        )  # fmt: skip
+    shared = len(vdj.barcodes & set(gex.barcodes))
+    share = shared / len(vdj.barcodes)
     if share < overlap[0]:
-        example_b, example_g = sorted(bcr.barcodes)[0], gex.barcodes[0]
+        example_v, example_g = sorted(vdj.barcodes)[0], gex.barcodes[0]
         return [
-            f"{where}: only {shared} of its {len(bcr.barcodes)} barcodes (e.g. '{example_b}') "
+            f"{where}: only {shared} of its {len(vdj.barcodes)} barcodes (e.g. '{example_v}') "
             f"are in the sample's GEX file (e.g. '{example_g}'), below "
             f"checks.min_barcode_overlap ({overlap[0]}): are both from the same library? "
             "Check the sheet row and the barcode suffixes ('-1')"
         ]
     if share < overlap[1]:
         warn(
-            "barcode_overlap", sample, "bcr", f"{share:.2f}",
-            f"only {shared} of {len(bcr.barcodes)} BCR barcodes are GEX cells (below "
+            "barcode_overlap", sample, column, f"{share:.2f}",
+            f"only {shared} of {len(vdj.barcodes)} {label} barcodes are GEX cells (below "
             f"checks.warn_barcode_overlap {overlap[1]}): are both from the same library?",
         )  # fmt: skip
     return []

@@ -68,7 +68,11 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"sample sheet '{path}' does not exist")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise InputError(
+            f"sample sheet '{path}' {what}: set config key 'samples' to the sheet's path, "
+            "relative to the working folder"
+        )
     raw = path.read_bytes()
     if b"\0" in raw[:4096]:
         raise InputError(

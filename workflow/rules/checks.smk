@@ -1,5 +1,5 @@
 # Input checks: the first jobs of every run. check_sample opens one sample's input headers
-# (format, readability, counts, barcodes shared by GEX and BCR), so bad files fail in
+# (format, readability, counts, barcodes shared by GEX and BCR / TCR), so bad files fail in
 # seconds; the sample's QC and V(D)J jobs wait for it. check_inputs adds the design warnings
 # and the checks across samples. Library: scripts/cartrack/checks.py, cartrack/sheet.py.
 
@@ -11,10 +11,11 @@ localrules:
 
 
 rule check_sample:
-    """Open one sample's gex and bcr headers; its warnings (results/checks/{sample}.tsv)."""
+    """Open one sample's gex, bcr and tcr headers; its warnings (results/checks/{sample}.tsv)."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
         bcr=lambda wc: [local(p) for p in [SHEET.loc[wc.sample, "bcr"]] if p],
+        tcr=lambda wc: [local(p) for p in [SHEET.loc[wc.sample, "tcr"]] if p],
         gene_sets=signature_gmts(),
     output:
         table="results/checks/{sample}.tsv",
@@ -27,7 +28,7 @@ rule check_sample:
         mem_mb=mem_mb(1000),
         runtime=runtime(10),
     params:
-        row=lambda wc: SHEET.loc[wc.sample, ["patient", "gex", "bcr"]].to_dict(),
+        row=lambda wc: SHEET.loc[wc.sample, ["patient", "gex", "bcr", "tcr"]].to_dict(),
         genes={
             f"tracking.{key}": config["tracking"][key]
             for key in ("cd19_gene", "bcma_gene")

@@ -10,7 +10,11 @@ from snakemake.utils import validate
 
 REPO = Path(workflow.basedir).parent
 sys.path.insert(0, str(REPO / "scripts"))
-from cartrack.checks import check_config, check_yaml_syntax  # noqa: E402
+from cartrack.checks import (  # noqa: E402
+    check_config,
+    check_config_files,
+    check_yaml_syntax,
+)
 from cartrack.design import InputError  # noqa: E402
 from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
@@ -37,6 +41,10 @@ try:
 except InputError as error:
     raise WorkflowError(str(error)) from None
 validate(config, schema="../schemas/config.schema.yaml")
+try:
+    check_config_files(config, repo=REPO)  # after validate: with the defaults filled in
+except InputError as error:
+    raise WorkflowError(str(error)) from None
 
 
 def sort_keys(value):

@@ -6,6 +6,7 @@ rule tcr_read:
     """Read one sample's T-cell V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
     input:
         tcr=lambda wc: local(SHEET.loc[wc.sample, "tcr"]),
+        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
     output:
         h5ad="results/tcr/read/{sample}.h5ad",
     log:
