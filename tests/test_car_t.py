@@ -17,7 +17,7 @@ from cartrack.car_t import (
 )
 from cartrack.simulate_tcr import TcrSimulator, write_contigs
 from cartrack.tcr import read_tcr
-from cartrack.tracking import sheet_table
+from cartrack.tracking import p_missed, sheet_table
 
 CONTRACT = {
     "car_t": "sample, patient, day, tissue, n_cells, n_t_cells, n_car_t, car_t_fraction, "
@@ -70,10 +70,14 @@ def frequencies(k: int = 40) -> np.ndarray:
     return f / f.sum()
 
 
-def test_p_contracted_is_the_contract_p_missed_when_unseen_after():
+def test_p_contracted_is_the_b_cell_p_missed_when_unseen_after():
     big_ref, big_post = 300, 120
     p = p_contracted([7], [0], [big_ref], [big_post])
-    assert p[0] == pytest.approx((big_ref / (big_ref + big_post)) ** 7)
+    assert p[0] == pytest.approx(p_missed(7, 0, big_ref, big_post))
+    r = big_ref / (big_ref + big_post)
+    assert p[0] == pytest.approx(r**7 / (1 - (1 - r) ** 7))
+    # a singleton seen in the reference period only: no evidence of loss
+    assert p_contracted([1], [0], [big_ref], [big_post])[0] == pytest.approx(1.0)
     # unchanged share (10% in both periods): far from significant
     assert p_contracted([30], [12], [big_ref], [big_post])[0] > 0.4
     assert np.isnan(p_contracted([3], [0], [big_ref], [0])[0])  # nothing sampled after

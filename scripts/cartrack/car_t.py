@@ -16,9 +16,11 @@ phase (tissue ``product``, or days 1 .. ``post_min_day - 1``), and **after** it 
 ``post_min_day``), in the configured tissues (default product and blood). Conditional on a
 clonotype's CAR-T cells in both periods, ``n = n_ref + n_post``, its post count is
 Binomial(n, N_post / (N_ref + N_post)) if its share of the CAR-T cells did not change, with
-N the comparable cells of its patient. ``p_contracted`` is the lower tail P(X <= n_post); for
-a clonotype not seen after it is (N_ref / (N_ref + N_post)) ** n_ref, the contract's
-``p_missed``. ``q_value``: Benjamini-Hochberg over the patient's clonotypes seen in the
+N the comparable cells of its patient. ``p_contracted`` is the lower tail P(X <= n_post),
+conditioned, like the B-cell ``p_missed`` (:mod:`cartrack.tracking`), on the clonotype having
+been seen in the reference period (X <= n - 1), since only those are tested; for a clonotype
+not seen after it is r ** n_ref / (1 - (1 - r) ** n_ref), r = N_ref / (N_ref + N_post).
+``q_value``: Benjamini-Hochberg over the patient's clonotypes seen in the
 reference period that could reach ``alpha`` at all (:func:`min_attainable_p`); empty for the
 others. Statuses:
 
@@ -211,32 +213,29 @@ def car_t_sample_table(
 
 
 def p_contracted(n_ref, n_post, big_n_ref, big_n_post) -> np.ndarray:
-    """P(X <= n_post), X ~ Binomial(n_ref + n_post, N_post / (N_ref + N_post)).
-
-    The conditional binomial test of an unchanged share (module docstring); NaN where a
-    period has no comparable cells or the clonotype has no cells in either.
+    """P(X <= n_post | X <= n - 1), X ~ Binomial(n, N_post / (N_ref + N_post)), n = n_ref +
+    n_post: the conditional binomial test of an unchanged share (module docstring), given
+    that the clonotype was seen in the reference period; NaN where a period has no
+    comparable cells, the clonotype has no cells in either, or none in the reference period.
     """
     n_ref, n_post = np.asarray(n_ref, dtype=float), np.asarray(n_post, dtype=float)
     big_ref, big_post = np.asarray(big_n_ref, dtype=float), np.asarray(big_n_post, dtype=float)
     total = big_ref + big_post
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, big_post / total, np.nan)
-    n = n_ref + n_post
-    p = stats.binom.cdf(n_post, n, share)
-    return np.where((big_ref > 0) & (big_post > 0) & (n > 0), p, np.nan)
+        n = n_ref + n_post
+        p = stats.binom.cdf(n_post, n, share) / stats.binom.cdf(n - 1, n, share)
+    return np.where((big_ref > 0) & (big_post > 0) & (n_ref > 0), np.minimum(p, 1.0), np.nan)
 
 
 def min_attainable_p(n, big_n_ref, big_n_post) -> np.ndarray:
-    """Smallest p-value a clonotype of n comparable cells can reach: P(X = 0), all cells
-    in the reference period. Clonotypes where it exceeds alpha can never be significant and
-    are left out of the multiple-testing correction (Tarone 1990): the filter depends on n
-    only, which the test conditions on, so it keeps the correction valid and gains power
-    (most CAR-T clonotypes are seen once)."""
+    """Smallest p-value a clonotype of n comparable cells can reach: all of them in the
+    reference period (:func:`p_contracted` with n_post = 0). Clonotypes where it exceeds
+    alpha can never be significant and are left out of the multiple-testing correction
+    (Tarone 1990): the filter depends on n only, which the test conditions on, so it keeps
+    the correction valid and gains power (most CAR-T clonotypes are seen once)."""
     n = np.asarray(n, dtype=float)
-    big_ref, big_post = np.asarray(big_n_ref, dtype=float), np.asarray(big_n_post, dtype=float)
-    total = big_ref + big_post
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (big_ref / total) ** n, np.nan)
+    return p_contracted(n, np.zeros_like(n), big_n_ref, big_n_post)
 
 
 def bh(p: pd.Series) -> pd.Series:

@@ -13,10 +13,16 @@ tissue (``tissue_assessed``: the tissue holding most of its baseline cells) and 
 compartment (the configured group of cell types holding most of those cells), against the
 patient's tracked cells of that tissue and compartment at baseline (N_b) and after infusion
 (N_p). Under "the clone persisted at unchanged frequency" and Poisson sampling, its baseline
-count given its total n = n_b + n_p is Binomial(n, N_b / (N_b + N_p)); ``p_missed`` is the
-one-sided exact p-value P(X >= n_b) (:func:`scipy.stats.binom`, the conditional test of the
-2x2 table clone / rest x baseline / post, as :func:`scipy.stats.binomtest` with
-``alternative="greater"``); unseen after infusion it is (N_b / (N_b + N_p)) ** n_b.
+count given its total n = n_b + n_p is X ~ Binomial(n, pi), pi = N_b / (N_b + N_p) (the
+conditional test of the 2x2 table clone / rest x baseline / post, as
+:func:`scipy.stats.binomtest` with ``alternative="greater"``). Only clones *seen at baseline*
+are tested, so the test conditions on that too: ``p_missed`` = P(X >= n_b | X >= 1) =
+P(X >= n_b) / (1 - (1 - pi) ** n); unseen after infusion it is pi ** n_b / (1 - (1 - pi) **
+n_b). Without the denominator (CONTRACT.md's formula) a baseline singleton gets p = pi
+whichever clone it is, and where post-infusion sampling of a compartment is 20 or more
+times deeper (naive B cells return in force) every baseline singleton was called
+eliminated under a null; with it a singleton gets p = 1 (one cell cannot show that a clone
+went away) and clones of five or more cells keep their p-value within a few per cent.
 """
 
 import logging
@@ -120,8 +126,9 @@ def p_missed(n_baseline, n_post, n_comparable_baseline, n_comparable_post) -> np
 
     Returns
     -------
-    ``P(X >= n_baseline)``, ``X ~ Binomial(n_baseline + n_post, N_b / (N_b + N_p))``; NaN
-    where the clone has no baseline cell. 1 when nothing comparable was sequenced after.
+    ``P(X >= n_baseline | X >= 1)``, ``X ~ Binomial(n_baseline + n_post, N_b / (N_b + N_p))``
+    (the clone was tested because it was seen at baseline); NaN where the clone has no
+    baseline cell. 1 when nothing comparable was sequenced after.
     """
     nb, npost, big_b, big_p = (
         np.asarray(v, dtype=float)
@@ -129,8 +136,17 @@ def p_missed(n_baseline, n_post, n_comparable_baseline, n_comparable_post) -> np
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         share = big_b / (big_b + big_p)
-    p = stats.binom.sf(nb - 1, nb + npost, np.where(np.isfinite(share), share, 1.0))
+    share = np.where(np.isfinite(share), share, 1.0)
+    n = nb + npost
+    p = stats.binom.sf(nb - 1, n, share) / _p_seen_at_baseline(n, share)
     return np.where(nb > 0, np.clip(p, 0.0, 1.0), np.nan)
+
+
+def _p_seen_at_baseline(n, share) -> np.ndarray:
+    """P(X >= 1), X ~ Binomial(n, share): the chance that a clone of n cells is tested at all
+    (1 where it is 0, i.e. no clone of that size can be seen at baseline)."""
+    seen = -np.expm1(np.asarray(n, dtype=float) * np.log1p(-np.minimum(share, 1.0)))
+    return np.where(seen > 0, seen, 1.0)
 
 
 def min_p_missed(n_total, n_comparable_baseline, n_comparable_post) -> np.ndarray:
@@ -138,7 +154,8 @@ def min_p_missed(n_total, n_comparable_baseline, n_comparable_post) -> np.ndarra
     share = np.asarray(n_comparable_baseline, dtype=float) / (
         np.asarray(n_comparable_baseline, dtype=float) + np.asarray(n_comparable_post, dtype=float)
     )
-    return np.power(share, np.asarray(n_total, dtype=float))
+    n = np.asarray(n_total, dtype=float)
+    return np.minimum(np.power(share, n) / _p_seen_at_baseline(n, share), 1.0)
 
 
 def q_values(p, *, testable=None) -> np.ndarray:
