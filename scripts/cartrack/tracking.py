@@ -145,7 +145,8 @@ def p_missed(n_baseline, n_post, n_comparable_baseline, n_comparable_post) -> np
 def _p_seen_at_baseline(n, share) -> np.ndarray:
     """P(X >= 1), X ~ Binomial(n, share): the chance that a clone of n cells is tested at all
     (1 where it is 0, i.e. no clone of that size can be seen at baseline)."""
-    seen = -np.expm1(np.asarray(n, dtype=float) * np.log1p(-np.minimum(share, 1.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):  # share 1: log1p(-1) = -inf
+        seen = -np.expm1(np.asarray(n, dtype=float) * np.log1p(-np.minimum(share, 1.0)))
     return np.where(seen > 0, seen, 1.0)
 
 
