@@ -979,7 +979,7 @@ def test_hostile_free_text_config_values_are_only_data(project):
         "car_t.features": ["CAR_CD19`touch PWNED`", "$(touch PWNED3)"],
         "bcr.clone.equivalent_genes": [["IGHV3-30;touch PWNED", "$(touch PWNED2)"]],
         "figures.signatures": ["IFN$(touch PWNED)", "`touch PWNED3`"],
-        "figures.signature_cell_type": "all; touch PWNED",
+        "figures.signature_cell_types": {"IFN": "all; touch PWNED", "default": "$(touch X)"},
     }
     edit_config(project, **hostile)
     outside = listing(project.parent, skip=project)
