@@ -27,6 +27,8 @@ FIGURE_RULES = [
     "figures_signatures",
     "figures_gsea",
     "figures_car_t",
+    "figures_dist_nearest",
+    "figures_diversity",
 ]
 
 
