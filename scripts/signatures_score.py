@@ -17,34 +17,22 @@ gene_sets = signatures.add_random_control(
 )
 control = {k: v for k, v in gene_sets.items() if k == signatures.RANDOM_CONTROL}
 signatures.write_gmt(control, out.control_gmt, description="random negative control")
-usable = signatures.usable_gene_sets(
-    gene_sets, adata.var_names, min_genes=par.min_genes, on_too_few=par.on_too_few
-)
-scores = signatures.score_cells(
+scores, summary, changes = signatures.score_and_compare(
     adata,
-    usable,
+    gene_sets,
     min_genes=par.min_genes,
     on_too_few=par.on_too_few,
     ctrl_size=par.ctrl_size,
     n_bins=par.n_bins,
-    seed=par.seed,
-    inplace=False,
-)
-write_tsv(signatures.scores_table(scores), out.scores)
-summary = signatures.summarise_scores(
-    adata.obs, scores, min_cells=par.min_cells, groups=par.cell_type_groups
-)
-write_tsv(summary, out.summary)
-matched = signatures.matched_control_sets(
-    adata, usable, n_sets=par.matched_controls, n_bins=par.n_bins, seed=par.seed
-)
-controls = signatures.control_summary(adata, summary, usable, matched, groups=par.cell_type_groups)
-changes = signatures.signature_changes(
-    summary,
-    controls=controls,
+    min_cells=par.min_cells,
+    groups=par.cell_type_groups,
+    matched_controls=par.matched_controls,
     post_min_day=par.post_min_day,
     visit_window_days=par.visit_window_days,
     tissue=par.tissue,
     min_patients_test=par.min_patients_test,
+    seed=par.seed,
 )
+write_tsv(signatures.scores_table(scores), out.scores)
+write_tsv(summary, out.summary)
 write_tsv(changes, out.changes)

@@ -62,22 +62,22 @@ def random_draws(tiny_run):
     out = []
     for seed in range(1001, 1031):
         sets = {f"R{seed}": sig.random_gene_set(adata, size=20, seed=seed)}
-        scores = sig.score_cells(
-            adata, sets, ctrl_size=par["ctrl_size"], n_bins=par["n_bins"], inplace=False
+        *_, changes = sig.score_and_compare(
+            adata,
+            sets,
+            min_genes=par["min_genes"],
+            on_too_few=par["on_too_few"],
+            ctrl_size=par["ctrl_size"],
+            n_bins=par["n_bins"],
+            min_cells=par["min_cells"],
+            groups=par["cell_type_groups"],
+            matched_controls=200,
+            post_min_day=tracking["post_min_day"],
+            visit_window_days=tracking["visit_window_days"],
+            tissue=par["tissue"],
+            min_patients_test=par["min_patients_test"],
         )
-        groups = par["cell_type_groups"]
-        summary = sig.summarise_scores(adata.obs, scores, min_cells=par["min_cells"], groups=groups)
-        matched = sig.matched_control_sets(adata, sets, n_sets=200, n_bins=par["n_bins"])
-        out.append(
-            sig.signature_changes(
-                summary,
-                controls=sig.control_summary(adata, summary, sets, matched, groups=groups),
-                post_min_day=tracking["post_min_day"],
-                visit_window_days=tracking["visit_window_days"],
-                tissue=par["tissue"],
-                min_patients_test=par["min_patients_test"],
-            )
-        )
+        out.append(changes)
     return pd.concat(out).dropna(subset=["p_value"])
 
 

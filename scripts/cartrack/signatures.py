@@ -750,6 +750,52 @@ def signature_changes(
     return out.sort_values(["signature", "cell_type", "day"]).reset_index(drop=True)
 
 
+def score_and_compare(
+    adata: ad.AnnData,
+    gene_sets: Mapping[str, Sequence[str]],
+    *,
+    min_genes: int,
+    on_too_few: str,
+    ctrl_size: int,
+    n_bins: int,
+    min_cells: int,
+    groups: Iterable[str],
+    matched_controls: int,
+    post_min_day: int,
+    visit_window_days: int,
+    tissue: str | None,
+    min_patients_test: int,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rule signatures_score's analysis: per-cell scores (:func:`score_cells`), their
+    summary (signatures.tsv) and the changes against matched controls
+    (signature_changes.tsv) of the usable ``gene_sets``."""
+    usable = usable_gene_sets(
+        gene_sets, adata.var_names, min_genes=min_genes, on_too_few=on_too_few
+    )
+    scores = score_cells(
+        adata,
+        usable,
+        min_genes=min_genes,
+        on_too_few=on_too_few,
+        ctrl_size=ctrl_size,
+        n_bins=n_bins,
+        seed=seed,
+        inplace=False,
+    )
+    summary = summarise_scores(adata.obs, scores, min_cells=min_cells, groups=groups)
+    matched = matched_control_sets(adata, usable, n_sets=matched_controls, n_bins=n_bins, seed=seed)
+    changes = signature_changes(
+        summary,
+        controls=control_summary(adata, summary, usable, matched, groups=groups),
+        post_min_day=post_min_day,
+        visit_window_days=visit_window_days,
+        tissue=tissue,
+        min_patients_test=min_patients_test,
+    )
+    return scores, summary, changes
+
+
 def bh_fdr(p_values: pd.Series) -> pd.Series:
     """Benjamini-Hochberg adjusted p-values; NaN stays NaN and is not counted as a test."""
     p = pd.to_numeric(p_values, errors="coerce").astype(float)
