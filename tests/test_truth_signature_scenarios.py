@@ -107,10 +107,9 @@ def analyse(adata: ad.AnnData, config: dict) -> pd.DataFrame:
     return changes
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory) -> dict:
+def build_cohort(folder: Path) -> dict:
+    """Simulate, read, QC, normalise, annotate, analyse per scenario (module docstring)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    folder = tmp_path_factory.mktemp("signature_scenarios")
     sheet = make_sheet(config, folder)
     sets = sig.read_gmt(
         [REPO / "resources" / "genesets" / f"{name}.gmt"
@@ -151,6 +150,11 @@ def cohort(tmp_path_factory) -> dict:
         mine = patients.loc[patients["signature_scenario"] == scenario, "patient"]
         changes[scenario] = analyse(adata[adata.obs["patient"].isin(mine)].copy(), config)
     return {"sheet": sheet, "truth": truth, "changes": changes}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> dict:
+    return build_cohort(tmp_path_factory.mktemp("signature_scenarios"))
 
 
 def truth_change(cohort: dict, scenario: str) -> pd.DataFrame:
