@@ -698,6 +698,44 @@ def b_cell_table(
     return out
 
 
+def isotype_table(
+    bcr_cells: pd.DataFrame, gex_cells: pd.DataFrame, samples: pd.DataFrame
+) -> pd.DataFrame:
+    """``isotypes.tsv``: cells per sample and heavy-chain isotype (subclasses pooled: IgG1-4
+    as IgG).
+
+    Parameters
+    ----------
+    bcr_cells
+        All V(D)J cells (index cell name; ``isotype``).
+    gex_cells
+        All gene-expression cells (``sample``).
+    samples
+        :func:`sheet_table`.
+
+    Returns
+    -------
+    One row per sample and isotype (IgM, IgD, IgG, IgA, IgE) found there: ``sample, patient,
+    day, tissue, timepoint, isotype, n_cells`` (gene-expression cells whose heavy chain has
+    that isotype, whatever their cell type) and ``fraction`` (of the sample's cells with an
+    isotype).
+    """
+    cols = ["sample", "patient", "day", "tissue", "timepoint", "isotype", "n_cells", "fraction"]
+    if "isotype" not in bcr_cells:
+        return pd.DataFrame(columns=cols)
+    iso = bcr_cells.loc[bcr_cells.index.isin(gex_cells.index), "isotype"].astype(object)
+    iso = iso.where(iso.notna(), "").astype(str).str.extract(r"^(Ig[MDGAE])", expand=False)
+    iso = iso.dropna()
+    if iso.empty:
+        return pd.DataFrame(columns=cols)
+    sample = gex_cells.loc[iso.index, "sample"].astype(str)
+    cells = samples.loc[sample, ["patient", "day", "tissue", "timepoint"]].reset_index()
+    cells["isotype"] = iso.to_numpy()
+    n = cells.groupby(cols[:6]).size().rename("n_cells").reset_index()
+    n["fraction"] = n["n_cells"] / n.groupby("sample")["n_cells"].transform("sum")
+    return n[cols]
+
+
 def b_recovery(
     b_cells: pd.DataFrame, *, level: float = 0.01, min_b_cells: int = 20
 ) -> pd.DataFrame:
@@ -812,6 +850,7 @@ class CloneResults:
     b_cells: pd.DataFrame
     elimination: pd.DataFrame
     diversity: pd.DataFrame
+    isotypes: pd.DataFrame
 
 
 def track_clones(
@@ -928,6 +967,7 @@ def track_clones(
         recovery_min_b_cells=recovery_min_b_cells,
     )
     diversity = diversity_table(tracked, meta, min_cells=diversity_min_cells)
+    isotypes = isotype_table(cells, gex, meta)
     qc = chain_qc_table(airr, gex, meta)
     # no `sample` here: the table is joined into gex.obs, which has its own
     cell_clones = cells[["clone_id", "isotype", "mu_freq", "shm", "ighv4_34"]].copy()
@@ -957,4 +997,5 @@ def track_clones(
         b_cells,
         elimination,
         diversity,
+        isotypes,
     )

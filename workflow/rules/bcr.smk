@@ -26,7 +26,7 @@ rule bcr_read:
 
 
 rule bcr_clones:
-    """Merge samples, chain QC, clones within patients, clones/timeline/B-cell/elimination tables."""
+    """Merge samples, chain QC, clones within patients, the clone-tracking and B-cell tables."""
     input:
         h5ads=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
         gex="results/gex/annotated.h5ad",
@@ -54,6 +54,11 @@ rule bcr_clones:
         diversity=report(
             "results/tables/diversity.tsv",
             caption="../report/table_diversity.rst",
+            category="3. B-cell reconstitution",
+        ),
+        isotypes=report(
+            "results/tables/isotypes.tsv",
+            caption="../report/table_isotypes.rst",
             category="3. B-cell reconstitution",
         ),
         chain_qc=report(

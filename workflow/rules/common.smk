@@ -119,6 +119,18 @@ def runtime(minutes):
     return lambda wildcards, attempt: minutes * attempt
 
 
+def plots_code(*modules):
+    """Inputs of a figure job, the plotting code it draws with (scripts/cartrack/plots/):
+    the style kit, the shared helpers and its own figure `modules`. Editing the style
+    redraws every figure, editing one figure module only its figures (and nothing else).
+    """
+    library = REPO / "scripts" / "cartrack" / "plots"
+    return [
+        str(library / f"{name}.py")
+        for name in ("__init__", "style", "layout", *modules)
+    ]
+
+
 def all_outputs():
     tables = [
         "design_checks",
@@ -128,6 +140,7 @@ def all_outputs():
         "clones",
         "clone_timeline",
         "elimination",
+        "isotypes",
         "chain_qc",
         "signatures",
         "signature_changes",
