@@ -7,8 +7,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from cartrack import plots
+from cartrack.b_cell_tables import isotype_table
 from cartrack.design import CELL_TYPES
-from cartrack.tracking import isotype_table, sheet_table
+from cartrack.tracking import sheet_table
 
 matplotlib.use("Agg")
 

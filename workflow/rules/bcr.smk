@@ -18,9 +18,8 @@ rule bcr_read:
         mem_mb=mem_mb(1000, 20),
         runtime=runtime(10),
     params:
-        sample=lambda wc: wc.sample,
-        cells_only=config["bcr"]["cells_only"],
-        productive_only=config["bcr"]["productive_only"],
+        # only the keys it reads (not bcr.clone): tuning clones must not re-read every file
+        cfg=config_for(ReadParams, config["bcr"]),
     script:
         "../../scripts/bcr_read.py"
 
@@ -85,8 +84,7 @@ rule bcr_clones:
         runtime=runtime(60),
     params:
         sheet=SHEET,
-        productive_only=config["bcr"]["productive_only"],
-        clone=config["bcr"]["clone"],
+        bcr=config["bcr"],
         tracking=config["tracking"],
     script:
         "../../scripts/bcr_clones.py"

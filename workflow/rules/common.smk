@@ -2,6 +2,7 @@
 
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,7 @@ from cartrack.checks import (  # noqa: E402
     check_yaml_syntax,
 )
 from cartrack.design import InputError  # noqa: E402
+from cartrack.params import ReadParams  # noqa: E402
 from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -117,6 +119,12 @@ def mem_mb(base, per_input_mb=0):
 def runtime(minutes):
     """Runtime request (minutes) growing with the attempt number."""
     return lambda wildcards, attempt: minutes * attempt
+
+
+def config_for(params_class, section):
+    """The keys of a config section that a parameters class of cartrack.params reads: a
+    job's params, where the section also holds settings of other rules."""
+    return {f.name: section[f.name] for f in fields(params_class)}
 
 
 def plots_code(*modules):
