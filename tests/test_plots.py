@@ -26,7 +26,7 @@ SAMPLES = pd.DataFrame(
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    plots.set_style()
+    plots.set_style(font_size=7)
     yield
     matplotlib.pyplot.close("all")
 
@@ -614,3 +614,8 @@ def test_isotype_table_counts_gene_expression_cells_only(obs):
     assert "IgE" not in set(table["isotype"])
     assert table["n_cells"].sum() == (obs["isotype"].astype(str) != "").sum()
     assert list(table.columns[:5]) == ["sample", "patient", "day", "tissue", "timepoint"]
+
+
+def test_save_takes_the_pdf_path_of_a_rule_output(tmp_path, qc):
+    pdf, png = plots.save(plots.qc_cells(qc), tmp_path / "qc_cells.pdf", dpi=50)
+    assert (pdf.name, png.name) == ("qc_cells.pdf", "qc_cells.png") and png.exists()

@@ -79,12 +79,11 @@ class ReadParams(ConfigParams):
 
 
 @dataclass(frozen=True)
-class TcrParams(ConfigParams):
-    """TCR clonotypes (section ``tcr``; rule car_t_clones): :func:`cartrack.tcr.prepare_tcr`."""
+class TcrParams(ReadParams):
+    """Reading and TCR clonotypes (section ``tcr``; rule car_t_clones):
+    :func:`cartrack.tcr.prepare_tcr`."""
 
     SECTION: ClassVar[str] = "tcr"
-    cells_only: bool
-    productive_only: bool
     receptor_arms: str
     dual_ir: str
     include_multichain: bool

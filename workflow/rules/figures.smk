@@ -24,7 +24,6 @@ FIGURES = {
     "car_t_kinetics": "6. CAR-T kinetics",
 }
 
-FIGURE_CONFIG = config["figures"]
 FIGURE_PATIENTS = sorted(SHEET["patient"].astype(str).unique())
 # Every figure file (PDF and PNG): the input of rule figures.
 FIGURE_FILES = [
@@ -69,7 +68,7 @@ rule figures_qc:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_qc.py"
@@ -96,7 +95,7 @@ rule figures_umap:
         mem_mb=mem_mb(1000, 0.2),
         runtime=runtime(10),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
         seed=lookup(dpath="seed", within=config),
     script:
@@ -132,9 +131,9 @@ rule figures_composition:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
-        recovery_level=lookup(dpath="tracking/recovery_b_fraction", within=config),
+        tracking=config["tracking"],
     script:
         "../../scripts/figures_composition.py"
 
@@ -169,7 +168,7 @@ rule figures_clones:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_clones.py"
@@ -197,7 +196,7 @@ rule figures_dist_nearest:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_dist_nearest.py"
@@ -232,7 +231,7 @@ rule figures_reconstitution:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_reconstitution.py"
@@ -266,7 +265,7 @@ rule figures_signatures:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_signatures.py"
@@ -293,7 +292,7 @@ rule figures_gsea:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
     script:
         "../../scripts/figures_gsea.py"
 
@@ -327,9 +326,9 @@ rule figures_car_t:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
-        top_clonotypes=config["car_t"]["top_clonotypes"],
+        car_t=config["car_t"],
     script:
         "../../scripts/figures_car_t.py"
 
@@ -355,7 +354,7 @@ rule figures_diversity:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_diversity.py"

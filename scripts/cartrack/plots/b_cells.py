@@ -33,9 +33,8 @@ from cartrack.plots.style import (
     ISOTYPES,
     SINGLE_MM,
     TISSUE_NAMES,
-    colours_for,
     figure_size,
-    patient_markers,
+    patient_style,
     sorted_patients,
 )
 
@@ -66,9 +65,7 @@ def b_fraction(
     if t.empty or "b_fraction" not in t:
         empty_panel(ax, "no B-cell counts")
         return fig
-    colours = colours_for(t["patient"], colours)
-    colours = {p: colours[p] for p in sorted_patients(t["patient"])}
-    markers = patient_markers(colours)
+    colours, markers = patient_style(t["patient"], colours)
     patient_lines(ax, t, "b_fraction", colours, markers, scale=100)
     recovery = recovery or {}
     recovery_lines(ax, {p: d for p, d in recovery.items() if p in colours}, colours)
@@ -155,9 +152,7 @@ def reconstitution(
             empty_panel(ax, "no B-cell data")
             ax.set_ylabel(ylabel)
         return fig
-    colours = colours_for(t["patient"], colours)
-    colours = {p: colours[p] for p in sorted_patients(t["patient"])}
-    markers = patient_markers(colours)
+    colours, markers = patient_style(t["patient"], colours)
     for ax, (col, ylabel, scale) in zip(axes, RECONSTITUTION, strict=False):
         ax.set_ylabel(ylabel)
         if col not in t or pd.to_numeric(t[col], errors="coerce").notna().sum() == 0:
@@ -226,9 +221,7 @@ def diversity(
         for ax in axes.ravel():
             empty_panel(ax, "no BCR data")
         return fig
-    colours = colours_for(t["patient"], colours)
-    colours = {p: colours[p] for p in sorted_patients(t["patient"])}
-    markers = patient_markers(colours)
+    colours, markers = patient_style(t["patient"], colours)
     for row, (col, ylabel) in zip(axes, HILL_ORDERS, strict=True):
         for ax, column in zip(row, (col, f"{col}_rarefied"), strict=True):
             values = pd.to_numeric(t[column], errors="coerce") if column in t else pd.Series()

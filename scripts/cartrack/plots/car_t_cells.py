@@ -20,7 +20,7 @@ from cartrack.plots.style import (
     TISSUE_NAMES,
     colours_for,
     figure_size,
-    patient_markers,
+    patient_style,
     sorted_patients,
 )
 
@@ -34,19 +34,21 @@ def car_t(
 ) -> Figure:
     """CAR-T cells as a share of blood T cells over time, one line per patient.
 
-    `table` is ``car_t.tsv`` (``car_t_fraction`` per sample); samples without cells (emptied
-    by QC) are not drawn.
+    `table` is ``car_t.tsv``: the share drawn is ``n_car_t / n_t_cells`` from its exact
+    counts (``car_t_fraction`` is the same share, written to six digits); samples without
+    cells (emptied by QC) are not drawn.
     """
     fig, ax = plt.subplots(figsize=figure_size(width_mm, 62), layout="constrained")
     t = table[table["tissue"] == tissue] if "tissue" in table and len(table) else table
     if "n_cells" in t:
         t = t[pd.to_numeric(t["n_cells"], errors="coerce") > 0]
+    if {"n_car_t", "n_t_cells"} <= set(t.columns):
+        n_t = t["n_t_cells"]
+        t = t.assign(car_t_fraction=t["n_car_t"] / n_t.where(n_t > 0))
     if t.empty:
         empty_panel(ax, "no T cells")
         return fig
-    colours = colours_for(t["patient"], colours)
-    colours = {p: colours[p] for p in sorted_patients(t["patient"])}
-    markers = patient_markers(colours)
+    colours, markers = patient_style(t["patient"], colours)
     patient_lines(ax, t, "car_t_fraction", colours, markers, scale=100)
     top = pd.to_numeric(t["car_t_fraction"], errors="coerce").max()
     ax.set_ylim(0, max(100 * top * 1.1, 1.0) if pd.notna(top) else 1.0)

@@ -31,11 +31,9 @@ from cartrack.plots.style import (
     DOUBLE_MM,
     GROUP_LABELS,
     SINGLE_MM,
-    colours_for,
     figure_size,
     label,
-    patient_markers,
-    sorted_patients,
+    patient_style,
 )
 
 
@@ -67,9 +65,7 @@ def signatures_time(
     t = signatures
     if not t.empty and "tissue" in t:
         t = t[t["tissue"] == tissue]
-    colours = colours_for(t.get("patient", []), colours)
-    colours = {p: colours[p] for p in sorted_patients(t.get("patient", []))}
-    markers = patient_markers(colours)
+    colours, markers = patient_style(t.get("patient", []), colours)
     for ax, name in zip(axes, names, strict=False):
         cell_type = cell_types.get(name, cell_types.get("default", ALL))
         s = t

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cartrack.params import FigureParams
+
 MM = 1 / 25.4  # inches per millimetre
 SINGLE_MM = 89.0
 DOUBLE_MM = 183.0
@@ -95,7 +97,7 @@ TISSUE_NAMES = {
 }
 
 
-def set_style(*, font_size: float = 7.0) -> None:
+def set_style(*, font_size: float) -> None:
     """Journal style: small sans-serif text, thin lines, no top/right spines, embedded fonts."""
     small = max(font_size - 1, 4)
     matplotlib.rcParams.update(
@@ -130,27 +132,30 @@ def set_style(*, font_size: float = 7.0) -> None:
     )
 
 
-def configure(
-    *, font_size: float = 7.0, palette: str = "okabe_ito", patients: Iterable = ()
-) -> dict[str, str]:
+def configure(figures: FigureParams | None = None, *, patients: Iterable = ()) -> dict[str, str]:
     """Set the style (:func:`set_style`) and return the patient colours of the whole cohort.
 
-    Also quietens the font-subsetting chatter that PDF output sends to the log.
+    `figures` is the config section ``figures`` (``font_size``, ``palette``; the schema's
+    defaults when None). Also quietens the font-subsetting chatter that PDF output sends to
+    the log.
     """
+    figures = figures if figures is not None else FigureParams.from_config()
     for name in ("fontTools", "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    set_style(font_size=font_size)
-    return patient_colours(patients, palette=palette)
+    set_style(font_size=figures.font_size)
+    return patient_colours(patients, palette=figures.palette)
 
 
-def figure_stem(path: str | Path) -> Path:
-    """A figure file's path without its extension (for :func:`save`)."""
-    return Path(path).with_suffix("")
+def save(fig: Figure, path: str | Path, *, dpi: int | None = None) -> list[Path]:
+    """Write ``<stem>.pdf`` (vector, TrueType fonts embedded) and ``<stem>.png``; close `fig`.
 
-
-def save(fig: Figure, stem: str | Path, *, dpi: int = 300) -> list[Path]:
-    """Write ``<stem>.pdf`` (vector, TrueType fonts embedded) and ``<stem>.png``; close `fig`."""
-    stem = Path(stem)
+    `path` is the stem or either file (``qc_cells``, ``qc_cells.pdf``); `dpi` that of the
+    PNG (the schema's ``figures.dpi`` when None).
+    """
+    dpi = dpi if dpi is not None else FigureParams.from_config().dpi
+    stem = Path(path)
+    if stem.suffix.lower() in (".pdf", ".png"):
+        stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.parent / f"{stem.name}.pdf", stem.parent / f"{stem.name}.png"]
     with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
@@ -186,6 +191,17 @@ def patient_markers(colours: Mapping[str, str]) -> dict[str, str]:
     """A marker per patient: ``o`` for the first round of colours, then others."""
     n = len(set(colours.values())) or 1
     return {p: MARKERS[(i // n) % len(MARKERS)] for i, p in enumerate(colours)}
+
+
+def patient_style(
+    patients: Iterable, colours: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Colours (:func:`colours_for`) and markers (:func:`patient_markers`) of the patients
+    drawn in a figure, in natural order."""
+    patients = list(patients)
+    colours = colours_for(patients, colours)
+    colours = {p: colours[p] for p in sorted_patients(patients)}
+    return colours, patient_markers(colours)
 
 
 def colours_for(data_patients: Iterable, colours: Mapping[str, str] | None) -> dict[str, str]:
