@@ -247,7 +247,12 @@ def diversity(
 
 
 def isotypes(table: pd.DataFrame, *, width_mm: float = DOUBLE_MM, ncols: int = 3) -> Figure:
-    """Isotype composition of each sample's B-lineage cells, one panel per patient."""
+    """Isotype composition of each sample's cells with a heavy-chain isotype, one panel per
+    patient.
+
+    `table` is ``isotypes.tsv``; the bars are each isotype's ``n_cells`` over the sample's
+    (its exact counts: ``fraction`` is the same share, written to six digits).
+    """
     pats = sorted_patients(table.get("patient", []))
     fig, axes, ncols = patient_grid(len(pats), ncols=ncols, width_mm=width_mm, top_mm=12, row_mm=40)
     if not pats:
@@ -258,7 +263,8 @@ def isotypes(table: pd.DataFrame, *, width_mm: float = DOUBLE_MM, ncols: int = 3
     for ax, patient in zip(axes, pats, strict=False):
         t = table[table["patient"].astype(str) == patient]
         smp = panels[patient]
-        wide = t.pivot_table(index="sample", columns="isotype", values="fraction", aggfunc="sum")
+        counts = t.pivot_table(index="sample", columns="isotype", values="n_cells", aggfunc="sum")
+        wide = counts.div(counts.sum(axis=1), axis=0)
         wide = wide.reindex(smp["sample"]).fillna(0)
         ncell = t.groupby("sample")["n_cells"].sum().reindex(smp["sample"]).fillna(0)
         x = np.arange(len(smp))
