@@ -18,15 +18,14 @@ rule bcr_read:
         mem_mb=mem_mb(1000, 20),
         runtime=runtime(10),
     params:
-        sample=lambda wc: wc.sample,
-        cells_only=config["bcr"]["cells_only"],
-        productive_only=config["bcr"]["productive_only"],
+        # only the keys it reads (not bcr.clone): tuning clones must not re-read every file
+        cfg=config_for(ReadParams, config["bcr"]),
     script:
         "../../scripts/bcr_read.py"
 
 
 rule bcr_clones:
-    """Merge samples, chain QC, clones within patients, clones/timeline/B-cell/elimination tables."""
+    """Merge samples, chain QC, clones within patients, the clone-tracking and B-cell tables."""
     input:
         h5ads=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
         gex="results/gex/annotated.h5ad",
@@ -56,6 +55,11 @@ rule bcr_clones:
             caption="../report/table_diversity.rst",
             category="3. B-cell reconstitution",
         ),
+        isotypes=report(
+            "results/tables/isotypes.tsv",
+            caption="../report/table_isotypes.rst",
+            category="3. B-cell reconstitution",
+        ),
         chain_qc=report(
             "results/tables/chain_qc.tsv",
             caption="../report/table_chain_qc.rst",
@@ -80,8 +84,7 @@ rule bcr_clones:
         runtime=runtime(60),
     params:
         sheet=SHEET,
-        productive_only=config["bcr"]["productive_only"],
-        clone=config["bcr"]["clone"],
+        bcr=config["bcr"],
         tracking=config["tracking"],
     script:
         "../../scripts/bcr_clones.py"

@@ -18,9 +18,8 @@ rule tcr_read:
         mem_mb=mem_mb(1000, 20),
         runtime=runtime(10),
     params:
-        sample=lambda wc: wc.sample,
-        cells_only=config["tcr"]["cells_only"],
-        productive_only=config["tcr"]["productive_only"],
+        # only the keys it reads: TCR clonotype settings must not re-read every file
+        cfg=config_for(ReadParams, config["tcr"]),
     script:
         "../../scripts/tcr_read.py"
 
