@@ -389,12 +389,15 @@ def call_car_t(
     UMIs of the reference cells (Jeffreys prior): no CAR UMI among a few hundred thousand
     reference UMIs does not show that a sample has no ambient CAR RNA, and a rate of 0 would
     call every T cell with one stray CAR UMI a CAR-T cell. A sample with fewer than
-    `min_reference_cells` reference cells uses the cohort's pooled rate. Returns the
+    `min_reference_cells` reference cells uses the cohort's pooled rate. The tail
+    probability itself goes to ``obs["car_ambient_p"]`` (1 for a cell without CAR UMIs; a
+    CAR-T call through the TCR clonotype uses it, :mod:`cartrack.car_t`). Returns the
     per-sample table (ambient estimate and the UMI threshold at the sample's median depth).
     """
     obs = adata.obs
     present = [f for f in car_features if f in adata.var_names]
     obs["car_t"] = False
+    obs["car_ambient_p"] = 1.0
     samples = (
         obs[sample_key].astype(str) if sample_key in obs else pd.Series("all", index=obs.index)
     )
@@ -411,6 +414,7 @@ def call_car_t(
     pooled = (car[reference].sum() + 0.5) / max(total[reference].sum(), 1)
     rows = []
     positive = np.zeros(adata.n_obs, dtype=bool)
+    p_ambient = np.ones(adata.n_obs)
     for name, idx in samples.groupby(samples.to_numpy()).indices.items():
         ref = idx[reference[idx]]
         own = len(ref) >= min_reference_cells
@@ -422,6 +426,7 @@ def call_car_t(
             )  # fmt: skip
         expected = rate * total[idx]
         p = poisson.sf(car[idx] - 1, expected)
+        p_ambient[idx] = p
         positive[idx] = (car[idx] >= min_umis) & (p <= alpha)
         median = float(np.median(total[idx]))
         k = max(min_umis, int(poisson.isf(alpha, rate * median)) + 1) if rate > 0 else min_umis
@@ -439,6 +444,7 @@ def call_car_t(
             }
         )
     obs["car_umis"] = car
+    obs["car_ambient_p"] = p_ambient
     obs["car_t"] = positive & eligible
     table = pd.DataFrame(rows, columns=_AMBIENT_COLUMNS)
     log.info("CAR-T: %d cells; %d CAR+ cells outside T/NK (ambient or doublets) not counted",
