@@ -297,6 +297,31 @@ def annotate_cell_types(
     )
 
 
+def annotate_like_reference(
+    query: ad.AnnData, reference: ad.AnnData, markers: pd.DataFrame, **params
+) -> pd.Series:
+    """Cell types of `query` cells scored together with the `reference` cells, so that each
+    marker score's control genes are matched on the reference's mean expression (the
+    cohort), not on the query's own composition.
+
+    Both hold log-normalised values in X; query features missing from the reference are
+    dropped and reference features missing from the query count as zero. `params` go to
+    :func:`annotate_cell_types` (without ``batch_key``: one control-gene choice for all).
+    Used for the cells QC removed, which the cohort annotation never sees: a sample scored
+    alone mislabels a sample of nearly one lineage (module docstring).
+    """
+    idx = query.var_names.get_indexer(reference.var_names)
+    present = sp.diags((idx >= 0).astype(float))
+    aligned = sp.csr_matrix(query.X)[:, np.maximum(idx, 0)] @ present
+    both = ad.AnnData(
+        sp.vstack([aligned, sp.csr_matrix(reference.X)]).tocsr(),
+        obs=pd.DataFrame(index=query.obs_names.append(reference.obs_names)),
+        var=pd.DataFrame(index=reference.var_names),
+    )
+    annotate_cell_types(both, markers, **params)
+    return both.obs["cell_type"].iloc[: query.n_obs].astype(str).set_axis(query.obs_names)
+
+
 def refine_b_subsets(
     adata: ad.AnnData,
     bcr: pd.DataFrame,

@@ -409,8 +409,8 @@ def car_t_clone_tables(
     clones
         :data:`CLONE_COLUMNS`, one row per patient x clonotype with CAR-T cells. ``n_cells``:
         all its T cells (with or without CAR transcripts, every tissue); ``n_car_t``: its
-        CAR-T cells, ``n_car_t_umi`` of them called by UMIs; ``in_product``: it has cells in a product sample; ``peak_day``: day of
-        its largest share of a sample's CAR-T cells.
+        CAR-T cells, ``n_car_t_umi`` of them called by UMIs; ``in_product``: it has cells in
+        a product sample; ``peak_day``: day of its largest share of a sample's CAR-T cells.
     timeline
         :data:`TIMELINE_COLUMNS`: per clonotype x sample where it has cells; ``car_t_share``
         = its CAR-T cells / the sample's CAR-T cells with a TCR clonotype.
