@@ -11,12 +11,13 @@ from cartrack.tracking import track_clones
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
 inp, out, par = smk.input, smk.output, smk.params
-tracking = par.tracking
+tracking = dict(par.tracking)
 
 gex_cells = read_gex_cells(
     inp.gex,
     genes=[tracking["cd19_gene"], tracking["bcma_gene"]],
     proteins=[p for p in (tracking["cd19_protein"], tracking["bcma_protein"]) if p],
+    isotype_pattern=tracking.pop("isotype_control_pattern"),
 )
 res = track_clones(
     [ad.read_h5ad(path) for path in inp.h5ads],
