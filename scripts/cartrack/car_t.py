@@ -169,8 +169,8 @@ def call_car_t_by_clonotype(
 
     Among the T cells of a clonotype (within its patient) sampled in the product or after
     infusion, x are CAR-T cells by UMIs (:func:`is_car_t`) out of n. The clonotype *carries
-    the CAR* when x >= ``min_car_cells`` (two cells that each passed the UMI test: a clone
-    no CAR-T cell belongs to reaches this about once in a million) and x / n >=
+    the CAR* when x >= ``min_car_cells`` (two cells that each passed the UMI test, at about
+    one false call in 1,000 T cells: a pair of false calls is a one-in-a-million event) and x / n >=
     ``min_share`` (most of its cells: an endogenous clone transduced in part, at about the
     product's transduction efficiency of 20-60 %, stays below). Its other T cells are called
     CAR-T when their own CAR UMIs exceed ambient at ``cell_alpha`` (a weaker bar than the UMI
