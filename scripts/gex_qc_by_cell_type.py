@@ -2,7 +2,9 @@
 
 Kept cells carry their cohort annotation (so the kept counts are cell_types.tsv's); cells QC
 removed are scored together with the cohort's cells (control genes matched on the cohort,
-as for the annotation), never on their own sample, whose composition would decide them.
+as for the annotation; scores mixed with their nearest cohort cells' in the cohort's PCA, as
+the cohort's cells are with their kNN neighbours'), never on their own sample alone, whose
+composition would decide them.
 """
 
 import anndata as ad
@@ -24,11 +26,12 @@ removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_v
 sc.pp.normalize_total(removed, target_sum=par.target_sum)  # as rule gex_integrate
 sc.pp.log1p(removed)
 calls = ("min_lineage_score", "min_confidence", "min_subset_score", "min_proliferation_score")
-calls += ("default_subsets", "contaminant_lineages", "ctrl_size", "n_bins")
+calls += ("default_subsets", "contaminant_lineages", "neighbor_weight", "ctrl_size", "n_bins")
 scored = annotate_like_reference(
     removed,
     cohort,
     read_markers(inp.markers),
+    n_neighbors=par.n_neighbors,
     **{k: par.annotation[k] for k in calls},
     seed=par.seed,
 )

@@ -201,9 +201,10 @@ def test_qc_by_cell_type_labels_product_cells(tiny_run, truth):
     """Issue 13: qc_by_cell_type.tsv's labels are right for product samples (95 % T cells),
     which a sample scored alone mislabelled (17 % right). Kept cells carry the cohort
     annotation: >= 95 % right at lineage level, issue 13's bar. Removed cells that are not
-    doublets (a doublet has two lineages) are scored against the cohort: >= 75 %, what the
-    per-sample labels reached for blood's removed cells (74-80 %; low-quality cells have
-    few counts). The kept counts are cell_types.tsv's."""
+    doublets (a doublet has two lineages; most are low quality, with few counts) are scored
+    against the cohort: >= 75 %, the level the per-sample labels reached for blood's removed
+    cells (74-80 %, doublets included), where that labelling worked. The kept counts are
+    cell_types.tsv's."""
     labels = pd.read_csv(tiny_run / "results" / "gex" / "qc" / "cell_types_before_qc.tsv", sep="\t")
     labels = labels.set_index("cell")
     cells = truth["cells"].loc[labels.index]

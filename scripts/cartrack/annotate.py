@@ -298,17 +298,25 @@ def annotate_cell_types(
 
 
 def annotate_like_reference(
-    query: ad.AnnData, reference: ad.AnnData, markers: pd.DataFrame, **params
+    query: ad.AnnData,
+    reference: ad.AnnData,
+    markers: pd.DataFrame,
+    *,
+    n_neighbors: int = 15,
+    **params,
 ) -> pd.Series:
     """Cell types of `query` cells scored together with the `reference` cells, so that each
     marker score's control genes are matched on the reference's mean expression (the
     cohort), not on the query's own composition.
 
     Both hold log-normalised values in X; query features missing from the reference are
-    dropped and reference features missing from the query count as zero. `params` go to
-    :func:`annotate_cell_types` (without ``batch_key``: one control-gene choice for all).
-    Used for the cells QC removed, which the cohort annotation never sees: a sample scored
-    alone mislabels a sample of nearly one lineage (module docstring).
+    dropped and reference features missing from the query count as zero. When the reference
+    has a PCA (``obsm["X_pca"]``, ``varm["PCs"]``), each query cell's scores are mixed with
+    those of its `n_neighbors` nearest reference cells there (``neighbor_weight``, as the
+    cohort's cells are with theirs). `params` go to :func:`annotate_cell_types` (without
+    ``batch_key``: one control-gene choice for all). Used for the cells QC removed, which the
+    cohort annotation never sees: a sample scored alone mislabels a sample of nearly one
+    lineage (module docstring).
     """
     idx = query.var_names.get_indexer(reference.var_names)
     present = sp.diags((idx >= 0).astype(float))
@@ -318,8 +326,26 @@ def annotate_like_reference(
         obs=pd.DataFrame(index=query.obs_names.append(reference.obs_names)),
         var=pd.DataFrame(index=reference.var_names),
     )
+    if "X_pca" in reference.obsm and "PCs" in reference.varm and query.n_obs:
+        both.obsp["connectivities"] = _neighbours_in_reference(aligned, reference, n_neighbors)
     annotate_cell_types(both, markers, **params)
     return both.obs["cell_type"].iloc[: query.n_obs].astype(str).set_axis(query.obs_names)
+
+
+def _neighbours_in_reference(x, reference: ad.AnnData, n_neighbors: int) -> sp.csr_matrix:
+    """Connectivities (query + reference cells square) from each query cell, projected on
+    the reference's principal axes (centred on its means, as scanpy's PCA), to its nearest
+    reference cells; reference cells get none."""
+    from sklearn.neighbors import NearestNeighbors
+
+    means = np.asarray(reference.X.mean(axis=0)).ravel()
+    pcs = np.asarray(reference.varm["PCs"])
+    projected = np.asarray(x @ pcs) - means @ pcs
+    k = min(n_neighbors, reference.n_obs)
+    _, nearest = NearestNeighbors(n_neighbors=k).fit(reference.obsm["X_pca"]).kneighbors(projected)
+    n_query, n = x.shape[0], x.shape[0] + reference.n_obs
+    rows = np.repeat(np.arange(n_query), k)
+    return sp.csr_matrix((np.ones(rows.size), (rows, nearest.ravel() + n_query)), shape=(n, n))
 
 
 def refine_b_subsets(

@@ -51,6 +51,7 @@ rule gex_qc_by_cell_type:
         samples=SAMPLES,
         annotation=config["annotation"],
         target_sum=config["integration"]["target_sum"],
+        n_neighbors=config["integration"]["n_neighbors"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc_by_cell_type.py"
