@@ -23,8 +23,9 @@ cells = pd.concat(
 ).set_index("cell")
 cohort = ad.read_h5ad(inp.gex)
 removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_value=0)
-sc.pp.normalize_total(removed, target_sum=par.target_sum)  # as rule gex_integrate
-sc.pp.log1p(removed)
+if removed.n_obs:  # QC may remove nothing
+    sc.pp.normalize_total(removed, target_sum=par.target_sum)  # as rule gex_integrate
+    sc.pp.log1p(removed)
 calls = ("min_lineage_score", "min_confidence", "min_subset_score", "min_proliferation_score")
 calls += ("default_subsets", "contaminant_lineages", "neighbor_weight", "ctrl_size", "n_bins")
 scored = annotate_like_reference(
