@@ -18,6 +18,7 @@ gex_cells = read_gex_cells(
     inp.gex,
     genes=[tracking.cd19_gene, tracking.bcma_gene],
     proteins=[p for p in (tracking.cd19_protein, tracking.bcma_protein) if p],
+    isotype_pattern=tracking.isotype_control_pattern,
 )
 res = track_clones(
     [ad.read_h5ad(path) for path in inp.h5ads],

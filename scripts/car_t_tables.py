@@ -1,8 +1,9 @@
-"""Rule car_t_clones: TCR clonotypes, car_t.tsv, car_t_clones.tsv and the TCR airr AnnData."""
+"""Rule car_t_clones: TCR clonotypes, CAR-T calls (by UMIs or clonotype), car_t.tsv,
+car_t_clones.tsv and the TCR airr AnnData."""
 
 import anndata as ad
 
-from cartrack.car_t import track_car_t
+from cartrack.car_t import ClonotypeCall, track_car_t
 from cartrack.double_positive import read_gex_cells
 from cartrack.logs import setup_logging
 from cartrack.params import CarTParams, TcrParams
@@ -20,6 +21,7 @@ res = track_car_t(
     post_min_day=par.post_min_day,
     alpha=car_t.clonotype_alpha,
     tissues=car_t.tissues,
+    clonotype_call=ClonotypeCall(**car_t.clonotype_call),
     productive_only=tcr.productive_only,
     receptor_arms=tcr.receptor_arms,
     dual_ir=tcr.dual_ir,
@@ -31,4 +33,5 @@ write_tsv(res.clones, out.clones)
 write_tsv(res.timeline, out.timeline)
 write_tsv(res.chain_qc, out.chain_qc)
 write_tsv(res.cell_clonotypes, out.cell_clonotypes)
+write_tsv(res.cell_car_t, out.cell_car_t)
 res.airr.write_h5ad(out.airr, compression="gzip")

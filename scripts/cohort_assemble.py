@@ -9,7 +9,12 @@ from cartrack.logs import setup_logging
 setup_logging(snakemake.log[0])
 tables = [
     pd.read_csv(p, sep="\t", index_col="cell", keep_default_na=False, na_values=[""])
-    for p in (snakemake.input.scores, snakemake.input.clones, snakemake.input.clonotypes)
+    for p in (
+        snakemake.input.scores,
+        snakemake.input.clones,
+        snakemake.input.clonotypes,
+        snakemake.input.car_t,  # car_t: the CAR-T call by UMIs or through the TCR clonotype
+    )
 ]
 mdata = assemble(
     ad.read_h5ad(snakemake.input.gex),

@@ -1,13 +1,8 @@
-"""Rule gex_qc: read one sample, QC it, write the kept cells and the QC tables.
-
-Every cell, removed or not, also gets a cell type from this sample alone (column
-``qc_cell_type`` of the cells table) so qc_by_cell_type.tsv can say what QC removed.
-"""
+"""Rule gex_qc: read one sample, QC it, write the kept cells, the removed cells and the QC
+tables. The removed cells get their cell type in rule gex_qc_by_cell_type, against the cohort."""
 
 import pandas as pd
-import scanpy as sc
 
-from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import InputError
 from cartrack.io import read_gex
 from cartrack.logs import exit_on_input_error, setup_logging
@@ -25,20 +20,6 @@ with exit_on_input_error(snakemake.log[0]):
         raise InputError(f"{where}: {error}") from None
 if prot is not None:
     kept.obsm["prot_counts"] = prot[kept.obs_names].to_df()
-ann = snakemake.params.annotation
-pre = gex.copy()
-sc.pp.normalize_total(pre, target_sum=1e4)
-sc.pp.log1p(pre)
-annotate_cell_types(
-    pre,
-    read_markers(snakemake.input.markers),
-    batch_key="",  # one sample
-    **{k: ann[k] for k in ("min_lineage_score", "min_confidence", "min_subset_score",
-                           "min_proliferation_score", "default_subsets", "contaminant_lineages",
-                           "ctrl_size", "n_bins")},
-    seed=snakemake.params.seed,
-)  # fmt: skip
-gex.obs["qc_cell_type"] = pre.obs["cell_type"].astype(str)
 cols = [
     "barcode",
     "total_counts",
@@ -48,8 +29,10 @@ cols = [
     "doublet_score",
     "low_quality",
     "doublet",
-    "qc_cell_type",
 ]
 write_tsv(gex.obs[cols].rename_axis("cell").reset_index(), snakemake.output.cells)
 write_tsv(pd.DataFrame([{"sample": sample, **summary}]), snakemake.output.summary)
 kept.write_h5ad(snakemake.output.h5ad, compression="gzip")
+removed = gex[~gex.obs_names.isin(kept.obs_names)].copy()  # raw counts
+removed.obs = removed.obs[["sample", "low_quality", "doublet"]]
+removed.write_h5ad(snakemake.output.removed, compression="gzip")

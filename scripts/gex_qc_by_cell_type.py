@@ -1,16 +1,42 @@
-"""Rule gex_qc_by_cell_type: qc_by_cell_type.tsv from the per-sample QC cell tables."""
+"""Rule gex_qc_by_cell_type: qc_by_cell_type.tsv and the cell type of every cell before QC.
 
+Kept cells carry their cohort annotation (so the kept counts are cell_types.tsv's); cells QC
+removed are scored together with the cohort's cells (control genes matched on the cohort,
+as for the annotation; scores mixed with their nearest cohort cells' in the cohort's PCA, as
+the cohort's cells are with their kNN neighbours'), never on their own sample alone, whose
+composition would decide them.
+"""
+
+import anndata as ad
 import pandas as pd
+import scanpy as sc
 
+from cartrack.annotate import annotate_like_reference, read_markers
 from cartrack.logs import setup_logging
 from cartrack.qc import qc_by_cell_type
 from cartrack.tables import write_tsv
 
 setup_logging(snakemake.log[0])
+inp, par = snakemake.input, snakemake.params
 cells = pd.concat(
-    [
-        pd.read_csv(p, sep="\t", dtype={"qc_cell_type": str}).assign(sample=s)
-        for s, p in zip(snakemake.params.samples, snakemake.input.cells, strict=True)
-    ]
+    [pd.read_csv(p, sep="\t").assign(sample=s) for s, p in zip(par.samples, inp.cells, strict=True)]
+).set_index("cell")
+cohort = ad.read_h5ad(inp.gex)
+removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_value=0)
+if removed.n_obs:  # QC may remove nothing
+    sc.pp.normalize_total(removed, target_sum=par.target_sum)  # as rule gex_integrate
+    sc.pp.log1p(removed)
+calls = ("min_lineage_score", "min_confidence", "min_subset_score", "min_proliferation_score")
+calls += ("default_subsets", "contaminant_lineages", "neighbor_weight", "ctrl_size", "n_bins")
+scored = annotate_like_reference(
+    removed,
+    cohort,
+    read_markers(inp.markers),
+    n_neighbors=par.n_neighbors,
+    **{k: par.annotation[k] for k in calls},
+    seed=par.seed,
 )
-write_tsv(qc_by_cell_type(cells, snakemake.params.sheet), snakemake.output.table)
+labels = pd.concat([cohort.obs["cell_type"].astype(str), scored])
+cells["qc_cell_type"] = labels.loc[cells.index]
+write_tsv(qc_by_cell_type(cells.reset_index(), par.sheet), snakemake.output.table)
+write_tsv(cells[["sample", "qc_cell_type"]].reset_index(), snakemake.output.cells)

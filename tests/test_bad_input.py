@@ -974,6 +974,7 @@ def test_hostile_free_text_config_values_are_only_data(project):
         "tracking.bcma_gene": "`touch PWNED2`",
         "tracking.cd19_protein": "x; touch PWNED3",
         "tracking.bcma_protein": "$(touch PWNED)",
+        "tracking.isotype_control_pattern": "isotype|$(touch PWNED)",
         "annotation.batch_key": "`touch PWNED`",
         "annotation.contaminant_lineages": ["$(touch PWNED)", "erythroid; touch PWNED2"],
         "car_t.features": ["CAR_CD19`touch PWNED`", "$(touch PWNED3)"],

@@ -1,13 +1,19 @@
 """CAR-T tables: the conditional binomial status calls (null and power), per-sample counts,
 and the whole path on simulated CAR-T clonotypes of known fate."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from scipy import stats
 
 from cartrack.car_t import (
     CAR_T_COLUMNS,
     CLONE_COLUMNS,
+    ClonotypeCall,
+    call_car_t_by_clonotype,
     car_t_clone_tables,
     car_t_sample_table,
     clonality,
@@ -32,6 +38,11 @@ DESIGN = [  # sample, day, tissue
     ("M3", 90, "PB"),
 ]
 ALPHA = 0.05
+AMBIENT_UMIS = 0.03  # expected ambient CAR UMIs per T cell (the demo: 0.002-0.13)
+CONFIG = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()
+)
+RULE = ClonotypeCall(**CONFIG["car_t"]["clonotype_call"])  # the shipped defaults
 
 
 def samples_meta(design=DESIGN, patient="P1") -> pd.DataFrame:
@@ -230,7 +241,9 @@ def test_car_t_cells_with_a_tcr_are_car_t_cells():
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """Two patients, product + D14 + D28 + M3 + M6 blood, simulated TCRs of known fate."""
+    """Two patients, product + D14 + D28 + M3 + M6 blood, simulated TCRs of known fate; the
+    UMI call misses a fifth of the CAR-T cells (no CAR UMI above ambient), so the call
+    through clonotypes has cells to find."""
     folder = tmp_path_factory.mktemp("tcr")
     rng = np.random.default_rng(5)
     design = [("prod", 0, "product", 0.45), ("D14", 14, "PB", 0.35), ("D28", 28, "PB", 0.2)]
@@ -251,7 +264,7 @@ def simulated(tmp_path_factory):
             rows = sim.contigs(truth, sample=sample, patient=patient, day=day, tissue=tissue)
             write_contigs(folder / f"{sample}.csv", rows)
             reads.append(read_tcr(folder / f"{sample}.csv", sample=sample))
-            g = truth.assign(sample=sample)
+            g = truth.assign(sample=sample, car_t=car & (rng.random(n) >= 0.2))
             g.index = sample + "_" + g["barcode"]
             gex.append(g)
             sheet.append(
@@ -264,6 +277,7 @@ def simulated(tmp_path_factory):
         post_min_day=28,
         alpha=ALPHA,
         tissues=["product", "PB"],
+        clonotype_call=RULE,
     )
     truth_cells = sim.truth_cells()
     truth_cells.index = truth_cells["sample"] + "_" + truth_cells["barcode"]
@@ -348,3 +362,135 @@ def test_kinetics_figure(simulated, tmp_path):
         tables["car_t"].iloc[:0], tables["clones"].iloc[:0], tables["timeline"].iloc[:0]
     )
     assert "no CAR-T cells" in [t.get_text() for t in empty.axes[0].texts]
+
+
+# -- CAR-T calls through TCR clonotypes -----------------------------------------------------
+
+
+def clonotype_cells(rng, n_clonotypes, car_fraction, car_umis, sizes=(2, 40)) -> pd.DataFrame:
+    """T cells of clonotypes (D14 blood, patient P) of which a share `car_fraction` (a range)
+    carry the CAR, with Poisson(`car_umis`) CAR UMIs plus ambient, called by UMIs as
+    cartrack.annotate.call_car_t does (ambient tail probability <= 0.001); column ``truth``."""
+    rows = []
+    for c in range(n_clonotypes):
+        n = int(rng.integers(*sizes))
+        car = rng.random(n) < rng.uniform(*car_fraction)
+        umis = rng.poisson(AMBIENT_UMIS, n) + np.where(car, rng.poisson(car_umis, n), 0)
+        p = stats.poisson.sf(umis - 1, AMBIENT_UMIS)
+        rows += [
+            {"cell": f"c{c}_{i}", "sample": "D14", "cell_type": "T_CD8", "car_t": p[i] <= 1e-3,
+             "car_ambient_p": p[i], "clonotype_id": f"P_T{c}", "truth": car[i]}
+            for i in range(n)
+        ]  # fmt: skip
+    return pd.DataFrame(rows).set_index("cell")
+
+
+def call(cells: pd.DataFrame) -> pd.DataFrame:
+    meta = sheet_table(
+        pd.DataFrame({"sample": ["D14"], "patient": ["P"], "day": [14], "tissue": ["PB"]})
+    )
+    return call_car_t_by_clonotype(cells, cells["clonotype_id"], meta, RULE)
+
+
+@pytest.mark.parametrize("car_umis", [2.5, 4.0])  # UMI-call sensitivity about 0.7 and 0.9
+def test_clonotype_call_null_partly_transduced_clones(car_umis):
+    """False positives: in clones transduced in part (20-50 %, the usual transduction
+    efficiency; expanded endogenous clones), the untransduced cells are almost never called
+    CAR-T through their clonotype (at most 0.5 %: a few times the UMI call's own 0.1 %)."""
+    cells = clonotype_cells(np.random.default_rng(1), 1500, (0.2, 0.5), car_umis)
+    calls = call(cells)
+    untransduced = ~cells["truth"]
+    assert untransduced.sum() > 10_000
+    assert calls.loc[untransduced, "car_t"].mean() <= 0.005
+
+
+@pytest.mark.parametrize("car_umis", [2.5, 4.0])
+def test_clonotype_call_power_fully_transduced_clones(car_umis):
+    """Power: CAR-T cells that the UMI call missed in fully transduced clones of 5 or more
+    cells are mostly called through their clonotype (>= 80 %)."""
+    cells = clonotype_cells(np.random.default_rng(2), 800, (1.0, 1.0), car_umis, sizes=(5, 40))
+    calls = call(cells)
+    missed = ~cells["car_t"].to_numpy()
+    assert missed.sum() > 500
+    assert calls["car_t"].to_numpy()[missed].mean() >= 0.8
+    assert set(calls.loc[missed & calls["car_t"].to_numpy(), "car_t_call"]) == {"clonotype"}
+    assert (calls.loc[cells["car_t"], "car_t_call"] == "umi").all()
+
+
+def test_clonotype_call_never_before_infusion_nor_outside_t_cells():
+    """A clonotype carrying the CAR calls its other T cells after infusion only; its cells
+    sampled at baseline, annotated NK, or of a clonotype with one UMI-called cell are not."""
+    meta = samples_meta([("base", -7, "PB"), ("prod", 0, "product"), ("D14", 14, "PB")])
+    cells = pd.DataFrame(
+        {
+            "sample": ["prod", "prod", "D14", "D14", "base", "D14", "D14", "D14"],
+            "cell_type": ["T_CD4"] * 5 + ["NK", "T_CD8", "T_CD8"],
+            "car_t": [True, True, True, False, False, False, True, False],
+            "car_ambient_p": 1.0,
+            "clonotype_id": ["A"] * 6 + ["B", "B"],
+        },
+        index=[f"c{i}" for i in range(8)],
+    )
+    calls = call_car_t_by_clonotype(cells, cells["clonotype_id"], meta, RULE)
+    assert calls["car_t_call"].tolist() == [
+        "umi", "umi", "umi", "clonotype", "", "", "umi", "",
+    ]  # fmt: skip
+    assert calls["car_t"].tolist() == (calls["car_t_call"] != "").tolist()
+
+
+def test_track_car_t_counts_clonotype_calls_once():
+    """car_t.tsv's n_car_t and the per-cell car_t (cohort.h5mu) are one definition: cells
+    called by UMIs plus those called through their clonotype, T cells only."""
+    meta_sheet = pd.DataFrame(
+        {"sample": ["S1"], "patient": ["P"], "day": [14], "tissue": ["PB"], "tcr": [""]}
+    )
+    gex = pd.DataFrame(
+        {"sample": "S1", "cell_type": ["T_CD4", "T_CD4", "NK"], "car_t": [True, False, True]},
+        index=["S1_a", "S1_b", "S1_c"],
+    )
+    res = track_car_t(
+        [], gex, meta_sheet, post_min_day=28, alpha=ALPHA, tissues=["PB"], clonotype_call=RULE
+    )
+    cell = res.cell_car_t.set_index("cell")
+    assert cell["car_t"].tolist() == [True, False, False]  # the NK cell is no CAR-T cell
+    assert res.car_t.loc[0, "n_car_t"] == cell["car_t"].sum()
+    assert res.car_t.loc[0, "n_car_t_clonotype_call"] == 0
+
+
+def test_simulated_clonotype_calls_find_missed_car_t_cells(simulated):
+    """On simulated TCRs with partly transduced clones (untransduced sisters, an endogenous
+    clone): the call through clonotypes finds most CAR-T cells of expanded clonotypes that
+    the UMI call missed, and calls almost no untransduced T cell."""
+    res, truth_clonotypes, truth_cells = simulated
+    calls = res.cell_car_t.set_index("cell").loc[truth_cells.index]
+    truth_car = truth_cells["car_t"].astype(bool)
+    kind = truth_cells["clonotype"].map(truth_clonotypes.set_index("clonotype")["kind"])
+    assert (kind.eq("endogenous") & ~truth_car).sum() > 50  # the null is present
+    assert truth_clonotypes["car_fraction"].lt(1).sum() >= 4
+    by_clonotype = calls["car_t_call"].eq("clonotype")
+    expanded = kind.isin(["lost", "contracted", "persistent"])
+    missed = truth_car & expanded & ~calls["car_t_call"].eq("umi")
+    assert missed.sum() > 50
+    assert by_clonotype[missed].mean() >= 0.8
+    untransduced = ~truth_car
+    assert calls.loc[untransduced, "car_t"].mean() <= 0.005
+    every = res.cell_car_t
+    per_sample = every.groupby(every["cell"].str.rsplit("_", n=1).str[0])["car_t"].sum()
+    table = res.car_t.set_index("sample")
+    assert table.loc[per_sample.index, "n_car_t"].tolist() == per_sample.tolist()
+    assert table["n_car_t_clonotype_call"].sum() == by_clonotype.sum()
+
+
+def test_simulated_car_clonotypes_are_partly_transduced(simulated):
+    """The simulator mixes CAR+ and CAR- cells in a clonotype as a product does: the mixed
+    clonotypes carry the CAR in about their transduced share, and the endogenous clone is
+    mostly untransduced and present before infusion."""
+    _, truth_clonotypes, truth_cells = simulated
+    mixed = truth_clonotypes[truth_clonotypes["car_fraction"] < 1]
+    observed = mixed["n_car_cells"].sum() / mixed["n_cells"].sum()
+    expected = (mixed["car_fraction"] * mixed["n_cells"]).sum() / mixed["n_cells"].sum()
+    assert abs(observed - expected) < 0.1
+    endogenous = truth_clonotypes.loc[truth_clonotypes["kind"] == "endogenous", "clonotype"]
+    members = truth_cells[truth_cells["clonotype"].isin(endogenous)]
+    assert 0 < members["car_t"].mean() < 0.5
+    assert members["sample"].str.endswith("_base").any()

@@ -253,3 +253,9 @@ def test_read_gex_cells(tmp_path, caplog):
     assert cells["prot_CD269"].isna().all()
     mouse = read_gex_cells(path, genes=["Cd19", "Tnfrsf17"])  # symbols differ in case only
     assert list(mouse["rna_Cd19"]) == [1, 0, 3] and list(mouse["rna_Tnfrsf17"]) == [5, 0, 1]
+    no_iso = read_gex_cells(path, genes=[], proteins=["CD19"], isotype_pattern="isotype")
+    assert "prot_technical" not in no_iso and "no isotype control" in caplog.text
+    gex.obsm["prot_counts"]["Mouse IgG1 isotype Ctrl"] = [3.0, 0, 1]
+    gex.write_h5ad(path)
+    with_iso = read_gex_cells(path, genes=[], proteins=["CD19"], isotype_pattern="isotype")
+    assert with_iso["prot_technical"].tolist() == pytest.approx(np.log1p([3, 0, 1]).tolist())

@@ -1,12 +1,20 @@
 """The per-clone CD19+BCMA+ call: power, the null, depth robustness, protein."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from blood_stress import downsample, make_blood
 
 from cartrack.design import InputError
-from cartrack.double_positive import clone_double_positive
+from cartrack.double_positive import clone_double_positive, technical_component
+
+CONFIG = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()
+)
+PATTERN = CONFIG["tracking"]["isotype_control_pattern"]  # the shipped default
 
 # plasmablast profile: CD19 and TNFRSF17 (double positive); memory B: CD19 only;
 # plasma cells: TNFRSF17 only; naive B: neither (BCMA background); T/mono: CD19 background
@@ -100,3 +108,55 @@ def test_missing_columns_are_named():
     cells = pd.DataFrame({"patient": ["P"], "cell_type": ["B_naive"]}, index=["c1"])
     with pytest.raises(InputError, match="total_counts"):
         clone_double_positive(cells, pd.Series({"c1": "x"}))
+
+
+def sticky_protein(raw, *, plasma: float, monocyte: float, seed: int = 5):
+    """Cells with ADT counts scaled by a per-cell technical factor (nonspecific binding and
+    capture: lognormal, `plasma` / `monocyte` times higher in plasma cells and monocytes,
+    which bind antibodies through Fc receptors or die sticky), two isotype controls; CD19
+    protein on B cells and plasmablasts only, BCMA on plasmablasts and plasma cells."""
+    cells, clones = cells_table(raw)
+    rng = np.random.default_rng(seed)
+    types = cells["cell_type"]
+    sticky = np.where(types.eq("plasma_cell"), plasma, np.where(types.eq("monocyte"), monocyte, 1))
+    factor = rng.lognormal(0, 0.5, len(cells)) * sticky
+    cd19_pos = types.isin(["plasmablast", "B_memory", "B_naive"])
+    bcma_pos = types.isin(["plasmablast", "plasma_cell"])
+    prot = pd.DataFrame(
+        {
+            "CD19": rng.poisson(factor * np.where(cd19_pos, 80, 10)),
+            "BCMA": rng.poisson(factor * np.where(bcma_pos, 60, 8)),
+            "Mouse IgG1, k isotype Ctrl": rng.poisson(factor * 6),
+            "IgG2a_control": rng.poisson(factor * 4),
+        },
+        index=cells.index,
+    )
+    cells["rna_TNFRSF17"] = 0.0  # RNA says nothing; protein must carry the call
+    cells["prot_CD19"], cells["prot_BCMA"] = prot["CD19"], prot["BCMA"]
+    return cells, clones, prot
+
+
+# sticky plasma cells alone: they look CD19+ (40-65 % of their clones called DP without the
+# correction); sticky monocytes too: the negatives' spread hides true CD19 (15 % power)
+@pytest.mark.parametrize(("plasma", "monocyte"), [(6.0, 1.0), (4.0, 4.0)])
+def test_isotype_controls_remove_nonspecific_binding(raw, plasma, monocyte):
+    """Null and power with known truth: plasma-cell clones (BCMA+, CD19-) that bind every
+    antibody more are not called CD19+ (so not double positive) once the isotype controls'
+    per-cell technical component is removed; plasmablast clones are."""
+    cells, clones, prot = sticky_protein(raw, plasma=plasma, monocyte=monocyte)
+    cells["prot_technical"] = technical_component(prot, PATTERN)
+    result = clone_double_positive(cells, clones, cd19_protein="CD19", bcma_protein="BCMA")
+    assert set(result["cd19_source"]) == {"protein"}
+    rate = called(result)
+    assert rate["plasmablast"] >= 0.9  # power
+    assert rate[["B_memory", "plasma_cell", "B_naive"]].max() <= 0.05  # null
+
+
+def test_technical_component_needs_isotype_controls(caplog):
+    """Only isotype controls make the technical component (not an anti-human IgG); without
+    any the log says that the negative cells alone correct."""
+    prot = pd.DataFrame({"CD19": [1, 2], "IgG": [5, 1], "Rat_IgG2b_kappa_Iso": [3, 7]})
+    technical = technical_component(prot, PATTERN)
+    assert technical.tolist() == pytest.approx(np.log1p([3, 7]).tolist())
+    assert technical_component(prot[["CD19", "IgG"]], PATTERN) is None
+    assert "no isotype control" in caplog.text

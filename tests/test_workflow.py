@@ -5,6 +5,7 @@ import sys
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from workflow_helpers import REPO, read_table
 
@@ -71,9 +72,10 @@ def test_lineage_accuracy(tiny_run, truth):
     called = gex.obs["cell_type"].astype(str).map(LINEAGE).to_numpy()
     accuracy = (called[good] == cells["lineage"].to_numpy()[good]).mean()
     assert accuracy >= 0.95  # issue 13
-    # CAR-T cells: the calls agree with the simulated CAR transcripts
+    # CAR-T cells: the published call (cohort.h5mu) agrees with the simulated CAR transcripts
     car = cells["car_t"].to_numpy()[good]
-    assert (gex.obs["car_t"].to_numpy()[good] == car).mean() >= 0.95
+    called_car = cohort_obs(tiny_run).loc[gex.obs_names, "car_t"].to_numpy(dtype=bool)
+    assert (called_car[good] == car).mean() >= 0.95
 
 
 def annotated_singlets(tiny_run, truth):
@@ -103,21 +105,47 @@ def test_proliferating_car_t_are_never_plasmablasts(tiny_run, truth):
     assert not (obs["cell_type"].astype(str).to_numpy()[cycling] == "plasmablast").any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: 83.5 % (187 of 224) of proliferating CAR-T singlets are called CAR-T; "
-    "all are T cells, but the simulator gives a CAR-T cell Poisson(3) CAR UMIs: 29 carry "
-    "0-1 (indistinguishable from ambient) and 8 carry 2 in D14 samples whose ambient "
-    "threshold is 3 UMIs (alpha 0.001); even every cell with >= 2 CAR UMIs gives 87 %. "
-    "Needs more than a CAR-UMI call (e.g. TCR clonotypes shared with CAR+ cells)",
-)
+def cohort_obs(tiny_run):
+    """gex.obs of cohort.h5mu (its car_t: the call by UMIs or through the TCR clonotype)."""
+    import mudata as md
+
+    return md.read_h5mu(tiny_run / "results" / "cohort.h5mu", backed=True).mod["gex"].obs.copy()
+
+
 def test_proliferating_car_t_are_called_car_t(tiny_run, truth):
-    """Issue 13: >= 90 % of proliferating CAR-T cells have obs car_t."""
-    obs, cells = annotated_singlets(tiny_run, truth)
-    cycling = (cells["proliferating"].astype(bool) & cells["car_t"].astype(bool)).to_numpy()
+    """Issue 13: >= 90 % of proliferating CAR-T singlets are CAR-T in cohort.h5mu. By UMIs
+    alone 82 % were (the simulator gives a CAR-T cell NB(mean 3)-like CAR UMIs: a fifth carry
+    0-1); the rest come through their TCR clonotype."""
+    obs = cohort_obs(tiny_run)
+    cells = truth["cells"].loc[obs.index]
+    good = (~cells["low_quality"] & ~cells["doublet"]).to_numpy()
+    cycling = good & (cells["proliferating"].astype(bool) & cells["car_t"].astype(bool)).to_numpy()
     assert cycling.sum() >= 50
     share = obs["car_t"].to_numpy(dtype=bool)[cycling].mean()
     assert share >= 0.9, share
+
+
+def test_car_t_calls_through_clonotypes_call_few_untransduced_t_cells(tiny_run, truth):
+    """Issue 13, the false-positive side of the clonotype call. The simulation holds
+    untransduced T cells in CAR clonotypes (sisters of partly transduced clones, endogenous
+    clones), the cells such a call could get wrong. Among true non-CAR T singlets at most
+    0.5 % are CAR-T (the UMI call alone: about 0.1 % by its alpha), and >= 90 % of the cells
+    called through their clonotype are CAR-T cells (so the calls stay >= 99 % right)."""
+    obs = cohort_obs(tiny_run)
+    cells = truth["cells"].loc[obs.index]
+    tcr = pd.read_csv(tiny_run / "resources" / "demo" / "truth" / "truth_tcr_cells.tsv", sep="\t")
+    tcr.index = tcr["sample"] + "_" + tcr["barcode"]
+    car_clonotypes = set(tcr.loc[tcr["car_t"].astype(bool), "clonotype"])
+    sisters = tcr["clonotype"].isin(car_clonotypes) & ~tcr["car_t"].astype(bool)
+    assert sisters.sum() >= 100  # the null is in the simulation
+    good = (~cells["low_quality"] & ~cells["doublet"]).to_numpy()
+    true_car = cells["car_t"].astype(bool).to_numpy()
+    non_car_t = good & cells["cell_type"].isin(["T_CD4", "T_CD8"]).to_numpy() & ~true_car
+    called = obs["car_t"].to_numpy(dtype=bool)
+    assert called[non_car_t].mean() <= 0.005, called[non_car_t].sum()
+    by_clonotype = good & (obs["car_t_call"].astype(str) == "clonotype").to_numpy()
+    assert by_clonotype.sum() >= 30
+    assert true_car[by_clonotype].mean() >= 0.9
 
 
 @pytest.mark.parametrize("cell_type", ["B_memory", "plasmablast"])
@@ -167,3 +195,29 @@ def test_returning_b_cells_are_naive(tiny_run, truth):
     base = blood[blood["day"] <= 0]
     base_naive = base[base["cell_type"].isin(["B_naive", "B_transitional"])]["n_cells"].sum()
     assert base_naive / base["n_cells"].sum() < 0.6
+
+
+def test_qc_by_cell_type_labels_product_cells(tiny_run, truth):
+    """Issue 13: qc_by_cell_type.tsv's labels are right for product samples (95 % T cells),
+    which a sample scored alone mislabelled (17 % right). Kept cells carry the cohort
+    annotation: >= 95 % right at lineage level, issue 13's bar. Removed cells that are not
+    doublets (a doublet has two lineages; most are low quality, with few counts) are scored
+    against the cohort: >= 75 %, the level the per-sample labels reached for blood's removed
+    cells (74-80 %, doublets included), where that labelling worked. The kept counts are
+    cell_types.tsv's."""
+    labels = pd.read_csv(tiny_run / "results" / "gex" / "qc" / "cell_types_before_qc.tsv", sep="\t")
+    labels = labels.set_index("cell")
+    cells = truth["cells"].loc[labels.index]
+    product = cells["sample"].str.endswith("_product").to_numpy()
+    kept = labels.index.isin(
+        ad.read_h5ad(tiny_run / "results/gex/annotated.h5ad", backed="r").obs_names
+    )
+    right = (labels["qc_cell_type"].map(LINEAGE) == cells["lineage"]).to_numpy()
+    singlet = ~cells["doublet"].to_numpy()
+    assert (product & kept).sum() >= 1000 and (product & ~kept & singlet).sum() >= 20
+    assert right[product & kept & singlet].mean() >= 0.95
+    assert right[product & ~kept & singlet].mean() >= 0.75
+    table = read_table(tiny_run, "qc_by_cell_type").set_index(["sample", "cell_type"])
+    types = read_table(tiny_run, "cell_types").set_index(["sample", "cell_type"])
+    passed = table["n_cells_passed"].to_numpy()
+    assert (passed == types.loc[table.index, "n_cells"].to_numpy()).all()

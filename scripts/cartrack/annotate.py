@@ -297,6 +297,57 @@ def annotate_cell_types(
     )
 
 
+def annotate_like_reference(
+    query: ad.AnnData,
+    reference: ad.AnnData,
+    markers: pd.DataFrame,
+    *,
+    n_neighbors: int = 15,
+    **params,
+) -> pd.Series:
+    """Cell types of `query` cells scored together with the `reference` cells, so that each
+    marker score's control genes are matched on the reference's mean expression (the
+    cohort), not on the query's own composition.
+
+    Both hold log-normalised values in X; query features missing from the reference are
+    dropped and reference features missing from the query count as zero. When the reference
+    has a PCA (``obsm["X_pca"]``, ``varm["PCs"]``), each query cell's scores are mixed with
+    those of its `n_neighbors` nearest reference cells there (``neighbor_weight``, as the
+    cohort's cells are with theirs). `params` go to :func:`annotate_cell_types` (without
+    ``batch_key``: one control-gene choice for all). Used for the cells QC removed, which the
+    cohort annotation never sees: a sample scored alone mislabels a sample of nearly one
+    lineage (module docstring).
+    """
+    idx = query.var_names.get_indexer(reference.var_names)
+    present = sp.diags((idx >= 0).astype(float))
+    aligned = sp.csr_matrix(query.X)[:, np.maximum(idx, 0)] @ present
+    both = ad.AnnData(
+        sp.vstack([aligned, sp.csr_matrix(reference.X)]).tocsr(),
+        obs=pd.DataFrame(index=query.obs_names.append(reference.obs_names)),
+        var=pd.DataFrame(index=reference.var_names),
+    )
+    if "X_pca" in reference.obsm and "PCs" in reference.varm and query.n_obs:
+        both.obsp["connectivities"] = _neighbours_in_reference(aligned, reference, n_neighbors)
+    annotate_cell_types(both, markers, **params)
+    return both.obs["cell_type"].iloc[: query.n_obs].astype(str).set_axis(query.obs_names)
+
+
+def _neighbours_in_reference(x, reference: ad.AnnData, n_neighbors: int) -> sp.csr_matrix:
+    """Connectivities (query + reference cells square) from each query cell, projected on
+    the reference's principal axes (centred on its means, as scanpy's PCA), to its nearest
+    reference cells; reference cells get none."""
+    from sklearn.neighbors import NearestNeighbors
+
+    means = np.asarray(reference.X.mean(axis=0)).ravel()
+    pcs = np.asarray(reference.varm["PCs"])
+    projected = np.asarray(x @ pcs) - means @ pcs
+    k = min(n_neighbors, reference.n_obs)
+    _, nearest = NearestNeighbors(n_neighbors=k).fit(reference.obsm["X_pca"]).kneighbors(projected)
+    n_query, n = x.shape[0], x.shape[0] + reference.n_obs
+    rows = np.repeat(np.arange(n_query), k)
+    return sp.csr_matrix((np.ones(rows.size), (rows, nearest.ravel() + n_query)), shape=(n, n))
+
+
 def refine_b_subsets(
     adata: ad.AnnData,
     bcr: pd.DataFrame,
@@ -389,12 +440,15 @@ def call_car_t(
     UMIs of the reference cells (Jeffreys prior): no CAR UMI among a few hundred thousand
     reference UMIs does not show that a sample has no ambient CAR RNA, and a rate of 0 would
     call every T cell with one stray CAR UMI a CAR-T cell. A sample with fewer than
-    `min_reference_cells` reference cells uses the cohort's pooled rate. Returns the
+    `min_reference_cells` reference cells uses the cohort's pooled rate. The tail
+    probability itself goes to ``obs["car_ambient_p"]`` (1 for a cell without CAR UMIs; a
+    CAR-T call through the TCR clonotype uses it, :mod:`cartrack.car_t`). Returns the
     per-sample table (ambient estimate and the UMI threshold at the sample's median depth).
     """
     obs = adata.obs
     present = [f for f in car_features if f in adata.var_names]
     obs["car_t"] = False
+    obs["car_ambient_p"] = 1.0
     samples = (
         obs[sample_key].astype(str) if sample_key in obs else pd.Series("all", index=obs.index)
     )
@@ -411,6 +465,7 @@ def call_car_t(
     pooled = (car[reference].sum() + 0.5) / max(total[reference].sum(), 1)
     rows = []
     positive = np.zeros(adata.n_obs, dtype=bool)
+    p_ambient = np.ones(adata.n_obs)
     for name, idx in samples.groupby(samples.to_numpy()).indices.items():
         ref = idx[reference[idx]]
         own = len(ref) >= min_reference_cells
@@ -422,6 +477,7 @@ def call_car_t(
             )  # fmt: skip
         expected = rate * total[idx]
         p = poisson.sf(car[idx] - 1, expected)
+        p_ambient[idx] = p
         positive[idx] = (car[idx] >= min_umis) & (p <= alpha)
         median = float(np.median(total[idx]))
         k = max(min_umis, int(poisson.isf(alpha, rate * median)) + 1) if rate > 0 else min_umis
@@ -439,6 +495,7 @@ def call_car_t(
             }
         )
     obs["car_umis"] = car
+    obs["car_ambient_p"] = p_ambient
     obs["car_t"] = positive & eligible
     table = pd.DataFrame(rows, columns=_AMBIENT_COLUMNS)
     log.info("CAR-T: %d cells; %d CAR+ cells outside T/NK (ambient or doublets) not counted",

@@ -1,14 +1,20 @@
 """CAR-T cells' own clonotypes: per-sample CAR-T kinetics and per-clonotype persistence.
 
 A *CAR-T cell* is a cell annotated as a T cell (``T_CD4`` or ``T_CD8``) whose CAR call
-``gex.obs["car_t"]`` is true (:func:`is_car_t`). The annotator also calls CAR in NK-lineage
-and unassigned cells (e.g. proliferating product cells that scored as no lineage); those are
-not counted, neither in the per-sample counts (``n_car_t``, ``car_t_fraction``) nor among
-the CAR-T cells with a TCR (``n_car_t_tcr``, clonotypes, clonality, clonotype tables), so
-that every count uses one definition and CAR-T cells with a TCR are a subset of the CAR-T
-cells. A *CAR-T clonotype* is a TCR clonotype (:func:`cartrack.tcr.define_clonotypes`,
-within a patient) with at least one CAR-T cell. Only TCR cells that are also
-gene-expression cells count (as for B-cell clones).
+``car_t`` is true (:func:`is_car_t`). The call is made twice. By UMIs (rule gex_annotate,
+:func:`cartrack.annotate.call_car_t`): CAR UMIs above the sample's ambient level. A CAR-T
+cell with few CAR transcripts (0-2 UMIs: 10-20 % of them at typical depths) looks like
+ambient there. Then through its TCR (:func:`call_car_t_by_clonotype`, here): a T cell of a
+clonotype whose cells mostly carry the CAR by UMIs is called CAR-T too, with a stricter bar
+for a cell without CAR UMIs of its own. ``car_t_call`` says which (``umi``, ``clonotype``).
+The annotator also calls CAR in NK-lineage and unassigned cells (e.g. proliferating product
+cells that scored as no lineage); those are not counted, neither in the per-sample counts
+(``n_car_t``, ``car_t_fraction``) nor among the CAR-T cells with a TCR (``n_car_t_tcr``,
+clonotypes, clonality, clonotype tables) nor in ``car_t`` of cohort.h5mu, so that every
+count uses one definition and CAR-T cells with a TCR are a subset of the CAR-T cells. A
+*CAR-T clonotype* is a TCR clonotype (:func:`cartrack.tcr.define_clonotypes`, within a
+patient) with at least one CAR-T cell. Only TCR cells that are also gene-expression cells
+count (as for B-cell clones).
 
 Persistence is judged on *comparable* cells, as the B-cell clone statistics are: the CAR-T
 cells with a TCR clonotype sampled in a **reference** period, the product and the expansion
@@ -40,7 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cartrack.design import T_CELLS
+from cartrack.design import BASELINE, T_CELLS
 from cartrack.tcr import chain_qc_table, prepare_tcr
 from cartrack.tracking import sheet_table
 from cartrack.tracking_stats import shannon_evenness
@@ -62,7 +68,9 @@ CAR_T_COLUMNS = [
     "car_t_clonality",
     "timepoint",
     "n_car_t_tcr",
+    "n_car_t_clonotype_call",
 ]
+CELL_CALL_COLUMNS = ["cell", "car_t", "car_t_call"]
 CLONE_COLUMNS = [
     "patient",
     "clonotype_id",
@@ -74,6 +82,7 @@ CLONE_COLUMNS = [
     "status",
     "n_cells_product",
     "peak_day",
+    "n_car_t_umi",
     "n_car_t_reference",
     "n_car_t_post",
     "n_comparable_reference",
@@ -104,6 +113,7 @@ class CarTResults:
 
     airr: ad.AnnData
     cell_clonotypes: pd.DataFrame
+    cell_car_t: pd.DataFrame
     chain_qc: pd.DataFrame
     car_t: pd.DataFrame
     clones: pd.DataFrame
@@ -126,6 +136,90 @@ def is_car_t(gex_cells: pd.DataFrame) -> pd.Series:
     return _as_bool(gex_cells["car_t"]) & t_cell
 
 
+@dataclass(frozen=True)
+class ClonotypeCall:
+    """Settings of the CAR-T call through TCR clonotypes (config ``car_t.clonotype_call``).
+
+    Attributes
+    ----------
+    min_car_cells
+        UMI-called CAR-T cells a clonotype needs.
+    min_share
+        Share of its T cells (product and after infusion) that the UMI call must reach.
+    cell_alpha
+        Ambient tail probability of its own CAR UMIs (``car_ambient_p``) at or below which a
+        T cell of such a clonotype is called.
+    min_share_without_umis
+        UMI-called share a clonotype needs to call its cells whose CAR UMIs are at ambient
+        level (none, mostly).
+    """
+
+    min_car_cells: int
+    min_share: float
+    cell_alpha: float
+    min_share_without_umis: float
+
+
+def call_car_t_by_clonotype(
+    gex_cells: pd.DataFrame,
+    clonotypes: pd.Series,
+    samples: pd.DataFrame,
+    rule: ClonotypeCall,
+) -> pd.DataFrame:
+    """The CAR-T call of every gene-expression cell, by UMIs or through its TCR clonotype.
+
+    Among the T cells of a clonotype (within its patient) sampled in the product or after
+    infusion, x are CAR-T cells by UMIs (:func:`is_car_t`) out of n. The clonotype *carries
+    the CAR* when x >= ``min_car_cells`` (two cells that each passed the UMI test, at about
+    one false call in 1,000 T cells: a pair of false calls is a one-in-a-million event) and x / n >=
+    ``min_share`` (most of its cells: an endogenous clone transduced in part, at about the
+    product's transduction efficiency of 20-60 %, stays below). Its other T cells are called
+    CAR-T when their own CAR UMIs exceed ambient at ``cell_alpha`` (a weaker bar than the UMI
+    call's: the clonotype is the prior evidence), or, for cells without that, when x / n >=
+    ``min_share_without_umis``: an untransduced sister of a partly transduced clone shows no
+    CAR UMI either, so a cell without any is called only where such sisters are rare. Cells
+    sampled before infusion are never called through the clonotype.
+
+    Parameters
+    ----------
+    gex_cells
+        Per gene-expression cell: ``sample``, ``cell_type``, ``car_t`` (the UMI call) and,
+        when present, ``car_ambient_p`` (:func:`cartrack.annotate.call_car_t`).
+    clonotypes
+        ``clonotype_id`` per TCR cell (missing: none).
+    samples
+        :func:`cartrack.tracking.sheet_table` (``phase``).
+    rule
+        :class:`ClonotypeCall`.
+
+    Returns
+    -------
+    Indexed like `gex_cells`: ``car_t`` (a CAR-T cell, either way) and ``car_t_call``
+    (``umi``, ``clonotype`` or empty).
+    """
+    umi = is_car_t(gex_cells)
+    clono = clonotypes.reindex(gex_cells.index)
+    phase = samples["phase"].reindex(gex_cells["sample"].astype(str)).to_numpy()
+    t_cell = gex_cells["cell_type"].astype(str).isin(T_CELLS)
+    eligible = t_cell & clono.notna() & (phase != BASELINE)
+    counts = umi[eligible].groupby(clono[eligible]).agg(["size", "sum"])
+    share = counts["sum"] / counts["size"]
+    carries = share.where((counts["sum"] >= rule.min_car_cells) & (share >= rule.min_share))
+    cell_share = clono.map(carries).where(eligible)
+    p = gex_cells.get("car_ambient_p", pd.Series(1.0, index=gex_cells.index))
+    own = pd.to_numeric(p, errors="coerce").fillna(1.0) <= rule.cell_alpha
+    rescued = ~umi & cell_share.notna() & (own | (cell_share >= rule.min_share_without_umis))
+    call = np.where(umi, "umi", np.where(rescued, "clonotype", ""))
+    out = pd.DataFrame({"car_t": umi | rescued, "car_t_call": call}, index=gex_cells.index)
+    log.info(
+        "CAR-T call: %d cells by UMIs, %d more through %d clonotypes carrying the CAR",
+        int(umi.sum()),
+        int(rescued.sum()),
+        int(carries.notna().sum()),
+    )
+    return out
+
+
 def tracked_tcr_cells(
     tcr_obs: pd.DataFrame, gex_cells: pd.DataFrame, samples: pd.DataFrame
 ) -> pd.DataFrame:
@@ -138,7 +232,8 @@ def tracked_tcr_cells(
         Per TCR cell (index cell name): ``sample`` and ``clonotype_id``, and optionally the
         chain annotations of :func:`chain_annotations`.
     gex_cells
-        Per gene-expression cell: ``cell_type`` and ``car_t``.
+        Per gene-expression cell: ``cell_type``, ``car_t`` and optionally ``car_t_call``
+        (:func:`call_car_t_by_clonotype`; ``car_t_umi`` is true where it is ``umi``).
     samples
         :func:`cartrack.tracking.sheet_table`.
     """
@@ -146,6 +241,12 @@ def tracked_tcr_cells(
     cells = cells.loc[cells.index.isin(gex_cells.index)]
     cells["cell_type"] = gex_cells.loc[cells.index, "cell_type"].astype(str).to_numpy()
     cells["car_t"] = is_car_t(gex_cells).loc[cells.index].to_numpy()
+    by_umi = (
+        gex_cells["car_t_call"].astype(str).eq("umi")
+        if "car_t_call" in gex_cells
+        else is_car_t(gex_cells)
+    )
+    cells["car_t_umi"] = by_umi.loc[cells.index].to_numpy()
     meta = samples.loc[cells["sample"].astype(str), ["patient", "day", "tissue", "timepoint"]]
     for col in meta.columns:
         cells[col] = meta[col].to_numpy()
@@ -179,16 +280,22 @@ def car_t_sample_table(
     CAR-T cells with a TCR clonotype (``cells["car_t"]``, the same definition, so never
     more than ``n_car_t``), of which
     ``n_car_t_clonotypes`` distinct clonotypes and ``car_t_clonality`` (:func:`clonality`);
-    the two are empty for samples without a TCR file.
+    the two are empty for samples without a TCR file. ``n_car_t_clonotype_call``: the
+    CAR-T cells called through their clonotype (``car_t_call``), not by UMIs.
     """
     g = gex_cells.copy()
     g["_t"] = g["cell_type"].astype(str).isin(T_CELLS)
     g["_car"] = is_car_t(g)
+    call = g["car_t_call"] if "car_t_call" in g else pd.Series("", index=g.index)
+    g["_clonotype_call"] = g["_car"] & call.astype(str).eq("clonotype")
     by = g.groupby(g["sample"].astype(str))
     out = pd.DataFrame(index=samples.index)
     out["n_cells"] = by.size().reindex(out.index, fill_value=0)
     out["n_t_cells"] = by["_t"].sum().reindex(out.index, fill_value=0).astype(int)
     out["n_car_t"] = by["_car"].sum().reindex(out.index, fill_value=0).astype(int)
+    out["n_car_t_clonotype_call"] = (
+        by["_clonotype_call"].sum().reindex(out.index, fill_value=0).astype(int)
+    )
     out["car_t_fraction"] = out["n_car_t"] / out["n_t_cells"].where(out["n_t_cells"] > 0)
     car_cells = cells.loc[_as_bool(cells["car_t"]) & cells.index.isin(g.index[g["_car"]])]
     sizes = car_cells.groupby(["sample", "clonotype_id"]).size()
@@ -288,7 +395,7 @@ def car_t_clone_tables(
     Parameters
     ----------
     cells
-        :func:`tracked_tcr_cells`.
+        :func:`tracked_tcr_cells` (``car_t_umi`` optional).
     samples
         :func:`cartrack.tracking.sheet_table`.
     post_min_day
@@ -303,8 +410,8 @@ def car_t_clone_tables(
     clones
         :data:`CLONE_COLUMNS`, one row per patient x clonotype with CAR-T cells. ``n_cells``:
         all its T cells (with or without CAR transcripts, every tissue); ``n_car_t``: its
-        CAR-T cells; ``in_product``: it has cells in a product sample; ``peak_day``: day of
-        its largest share of a sample's CAR-T cells.
+        CAR-T cells, ``n_car_t_umi`` of them called by UMIs; ``in_product``: it has cells in
+        a product sample; ``peak_day``: day of its largest share of a sample's CAR-T cells.
     timeline
         :data:`TIMELINE_COLUMNS`: per clonotype x sample where it has cells; ``car_t_share``
         = its CAR-T cells / the sample's CAR-T cells with a TCR clonotype.
@@ -313,6 +420,8 @@ def car_t_clone_tables(
     if car_ids.empty:
         return pd.DataFrame(columns=CLONE_COLUMNS), pd.DataFrame(columns=TIMELINE_COLUMNS)
     c = cells.loc[cells["clonotype_id"].isin(car_ids["clonotype_id"])].copy()
+    if "car_t_umi" not in c:  # no call through clonotypes: every CAR-T cell is by UMIs
+        c["car_t_umi"] = c["car_t"]
     periods = _periods(c, post_min_day=post_min_day, tissues=tissues)
     c["_ref"] = periods["reference"] & c["car_t"]
     c["_post"] = periods["post"] & c["car_t"]
@@ -331,6 +440,7 @@ def car_t_clone_tables(
     clones = g.agg(
         n_cells=("sample", "size"),
         n_car_t=("car_t", "sum"),
+        n_car_t_umi=("car_t_umi", "sum"),
         first_day=("day", "min"),
         last_day=("day", "max"),
         n_cells_product=("_product", "sum"),
@@ -414,6 +524,7 @@ def track_car_t(
     post_min_day: int,
     alpha: float,
     tissues: Sequence[str],
+    clonotype_call: ClonotypeCall | None = None,
     productive_only: bool = True,
     receptor_arms: str = "all",
     dual_ir: str = "any",
@@ -432,13 +543,17 @@ def track_car_t(
         The sample sheet (all samples).
     post_min_day, alpha, tissues
         As for :func:`car_t_clone_tables`.
+    clonotype_call
+        The CAR-T call through TCR clonotypes (:func:`call_car_t_by_clonotype`); None calls
+        by UMIs alone.
     productive_only, receptor_arms, dual_ir, include_multichain, n_jobs
         As for :func:`cartrack.tcr.prepare_tcr`.
 
     Returns
     -------
     :class:`CarTResults`; ``cell_clonotypes`` has one row per TCR cell: ``cell,
-    clonotype_id``; ``chain_qc`` is :func:`cartrack.tcr.chain_qc_table`.
+    clonotype_id``; ``cell_car_t`` one per gene-expression cell: :data:`CELL_CALL_COLUMNS`;
+    ``chain_qc`` is :func:`cartrack.tcr.chain_qc_table`.
     """
     meta = sheet_table(sheet)
     tcr_col = sheet["tcr"] if "tcr" in sheet else pd.Series("", index=sheet.index)
@@ -453,6 +568,12 @@ def track_car_t(
         include_multichain=include_multichain,
         n_jobs=n_jobs,
     )
+    if clonotype_call is not None:
+        calls = call_car_t_by_clonotype(gex_cells, airr.obs["clonotype_id"], meta, clonotype_call)
+    else:
+        umi = is_car_t(gex_cells)
+        calls = pd.DataFrame({"car_t": umi, "car_t_call": np.where(umi, "umi", "")})
+    gex_cells = gex_cells.assign(car_t=calls["car_t"], car_t_call=calls["car_t_call"])
     obs = airr.obs.join(chain_annotations(airr))
     cells = tracked_tcr_cells(obs, gex_cells, meta)
     car_t = car_t_sample_table(gex_cells, cells, meta)
@@ -476,4 +597,5 @@ def track_car_t(
         len(clones),
         clones["status"].value_counts().to_dict(),
     )
-    return CarTResults(airr, cell_clonotypes, qc, car_t, clones, timeline)
+    cell_car_t = calls.rename_axis("cell").reset_index()[CELL_CALL_COLUMNS]
+    return CarTResults(airr, cell_clonotypes, cell_car_t, qc, car_t, clones, timeline)

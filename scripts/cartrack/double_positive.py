@@ -1,6 +1,7 @@
 """Gene-expression side of clone tracking: per-cell counts and the CD19+BCMA+ call."""
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def read_gex_cells(
     *,
     genes: Sequence[str] = ("CD19", "TNFRSF17"),
     proteins: Sequence[str] = (),
+    isotype_pattern: str | None = None,
     layer: str = "counts",
     protein_key: str = "prot_counts",
     chunk: int = 20_000,
@@ -34,6 +36,11 @@ def read_gex_cells(
         Genes whose raw counts are returned as ``rna_<gene>`` (missing genes: NaN, warned).
     proteins
         Protein columns of ``obsm[protein_key]`` returned as ``prot_<name>`` (NaN if absent).
+    isotype_pattern
+        Regular expression (case-insensitive search) naming the isotype-control antibodies;
+        their mean log1p count per cell is returned as ``prot_technical`` (the per-cell
+        technical component of :func:`dsb_values`). None, or no antibody matching it (logged):
+        no such column.
     layer
         Layer with raw counts.
     protein_key
@@ -92,8 +99,31 @@ def read_gex_cells(
                 out[f"prot_{p}"] = pd.to_numeric(prot[p], errors="coerce").to_numpy(dtype=float)
             else:
                 out[f"prot_{p}"] = np.nan
+        if prot is not None and isotype_pattern:
+            technical = technical_component(prot, isotype_pattern)
+            if technical is not None:
+                out["prot_technical"] = technical.to_numpy()
     out.index = out.index.astype(str)
     return out
+
+
+def technical_component(prot: pd.DataFrame, pattern: str) -> pd.Series | None:
+    """Per-cell mean log1p count of the isotype-control antibodies (columns whose name
+    matches `pattern`, case-insensitive): how much antibody a cell binds or its droplet
+    captures regardless of target (dsb's technical component, Mulè et al. 2022). With
+    several controls their mean stands for dsb's first principal component (the controls
+    move together). None, logged, when no antibody matches."""
+    controls = [c for c in prot.columns if re.search(pattern, str(c), flags=re.IGNORECASE)]
+    if not controls:
+        log.warning(
+            "no isotype control among the %d antibodies (pattern %r): protein values are "
+            "corrected against the negative cells only, without a per-cell technical component",
+            prot.shape[1], pattern,
+        )  # fmt: skip
+        return None
+    log.info("isotype controls (per-cell technical component): %s", ", ".join(map(str, controls)))
+    values = prot[controls].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    return pd.Series(np.log1p(values).mean(axis=1), index=prot.index)
 
 
 _DP_COLUMNS = [
@@ -115,15 +145,31 @@ def _rna_test(x: np.ndarray, size: np.ndarray, bg_x: np.ndarray, bg_size: np.nda
     return rate, bg, p
 
 
-def _dsb(values: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """DSB-style protein values: log1p counts in s.d. of a negative population above its mean.
+def dsb_values(
+    counts: np.ndarray, negative: np.ndarray, technical: np.ndarray | None = None
+) -> np.ndarray:
+    """DSB-style values of one protein: log1p counts in s.d. of a negative population above
+    its mean.
 
-    Follows dsb (Mulè et al. 2022; ``dsb::ModelNegativeADTnorm`` when no empty droplets
-    are available): the known-negative cells play the background's part.
+    dsb (Mulè et al. 2022) scales by empty droplets, then regresses each protein on a
+    per-cell technical component (isotype controls and the cell's background level;
+    ``muon.prot.pp.dsb``). Filtered matrices hold no empty droplets, and muon's dsb needs
+    them, so the known-negative cells stand in for them (``dsb::ModelNegativeADTnorm``
+    without empty drops). With `technical` (:func:`technical_component`), the linear fit of
+    the log counts on it among the negative cells is removed first, so the negatives'
+    spread, the unit of the values, is free of it too. Cells with a missing value stay NaN.
     """
-    lb = np.log1p(background[np.isfinite(background)])
+    y = np.log1p(np.asarray(counts, dtype=float))
+    bg = np.asarray(negative, dtype=bool) & np.isfinite(y)
+    if technical is not None:
+        t = np.asarray(technical, dtype=float)
+        fit = bg & np.isfinite(t)
+        if fit.sum() > 2 and np.ptp(t[fit]) > 0:
+            y = y - np.polyfit(t[fit], y[fit], 1)[0] * t
+            bg &= np.isfinite(y)
+    lb = y[bg]
     mu, sd = (lb.mean(), lb.std(ddof=1)) if len(lb) > 1 else (0.0, 1.0)
-    return (np.log1p(values) - mu) / (sd if sd > 0 else 1.0)
+    return (y - mu) / (sd if sd > 0 else 1.0)
 
 
 def clone_double_positive(
@@ -159,8 +205,10 @@ def clone_double_positive(
     median) and its rate is at least `min_fold` x the background's. CD19's background is
     the patient's non-B-lineage cells (CD19 RNA there is ambient), BCMA's the patient's
     naive/transitional B cells (BCMA is absent on naive B cells; DOMAIN.md 3). With a protein column
-    the protein decides instead: DSB-style values against the same negative cells, clone
-    mean >= `min_protein_dsb` and z-test p <= `alpha`. ``double_positive``: both markers
+    the protein decides instead: DSB-style values against the same negative cells
+    (:func:`dsb_values`, with the per-cell technical component ``prot_technical`` of the
+    isotype controls when `cells` has it), clone mean >= `min_protein_dsb` and z-test
+    p <= `alpha`. ``double_positive``: both markers
     positive in a clone of at least `min_cells` cells; ``dp_confidence`` = 1 - the larger
     p-value. ``cd19_bcma_fraction``: share of the clone's cells with CD19 and BCMA counts
     above the per-cell thresholds (descriptive; dropout makes it depth-dependent).
@@ -190,6 +238,10 @@ def clone_double_positive(
             else None,
         }
     patient = cells["patient"].astype(str).to_numpy()
+    technical = (
+        cells["prot_technical"].astype(float).to_numpy() if "prot_technical" in cells else None
+    )
+    dsb = {}  # (marker, patient) -> DSB-style values of the patient's cells
     rows = []
     for clone, idx in pd.Series(np.arange(len(cells)))[ids.notna().to_numpy()].groupby(
         ids.dropna().to_numpy()
@@ -206,8 +258,10 @@ def clone_double_positive(
             per_cell &= np.nan_to_num(rna[idx], nan=0) > min_counts
             use_prot = prot is not None and np.isfinite(prot[idx]).any()
             if use_prot:
+                if (key, pat) not in dsb:
+                    dsb[(key, pat)] = dsb_values(np.where(mine, prot, np.nan), bg, technical)
                 ok = idx[np.isfinite(prot[idx])]
-                d = _dsb(prot[ok], prot[bg])
+                d = dsb[(key, pat)][ok]
                 mean = float(d.mean())
                 p = float(norm.sf(mean * np.sqrt(len(d))))
                 row |= {f"{key}_rate": mean, f"{key}_background": 0.0, f"{key}_source": "protein"}

@@ -136,6 +136,7 @@ class TrackingParams(ConfigParams):
     dp_min_fold: float
     dp_min_protein_dsb: float
     dp_min_baseline_cells: int
+    isotype_control_pattern: str | None
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class CarTParams(ConfigParams):
     min_reference_cells: int
     clonotype_alpha: float
     tissues: tuple[str, ...]
+    clonotype_call: dict[str, float]
     top_clonotypes: int
 
 

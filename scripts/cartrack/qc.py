@@ -255,9 +255,10 @@ def qc_by_cell_type(cells: pd.DataFrame, sheet: pd.DataFrame) -> pd.DataFrame:
     """qc_by_cell_type.tsv: per sample x cell type, cells in, removed as low quality or doublet.
 
     `cells` is the per-cell QC table of every sample (``sample``, ``qc_cell_type``,
-    ``low_quality``, ``doublet``); ``qc_cell_type`` is the annotation of the sample alone
-    before QC (the only call removed cells get), so ``n_cells_passed`` can differ slightly
-    from cell_types.tsv, which annotates the integrated cohort.
+    ``low_quality``, ``doublet``). Rule gex_qc_by_cell_type sets ``qc_cell_type`` to the
+    cohort annotation for kept cells (so ``n_cells_passed`` is cell_types.tsv's count) and,
+    for removed cells, to their call scored with the cohort's cells
+    (:func:`cartrack.annotate.annotate_like_reference`).
     """
 
     def flag(col: str) -> pd.Series:  # bool, or true/false as read back from a table

@@ -10,7 +10,19 @@ returns Cell Ranger ``filtered_contig_annotations.csv`` rows for its T cells:
   ``persistent`` (the same weight in both), ``small`` (persistent, too small to test) and
   fresh singletons (``singleton_share`` of the CAR-T cells; never seen again);
 - other T cells draw from a polyclonal pool of the patient (a few expanded memory
-  clonotypes, mostly singletons), shared with no CAR-T clonotype.
+  clonotypes, mostly singletons).
+
+CAR clonotypes are not all fully transduced, as in a real product: the vector integrates a
+day or two after activation, before or during the first divisions, into some cells of a
+clone only. ``mixed_share`` of the product's CAR clonotypes (not singletons) carry the CAR
+in a share ``car_fraction`` ~ Uniform(``mixed_car_fraction``) of their cells: their
+untransduced sisters are drawn among the non-CAR T cells of the product and of every later
+sample at the product's ratio (1 - f) / f to the clonotype's CAR-T cells (in vivo they would
+not expand with CD19 and be rarer: the same ratio is the harder case for a caller).
+``n_endogenous`` of the patient's expanded memory clonotypes (large before the product was
+made, e.g. virus-specific) were partly transduced too (kind ``endogenous``): they stay in
+the polyclonal pool, so their untransduced cells are in every sample, baseline included,
+and join the CAR-T repertoire with the weight of a ``persistent`` clonotype.
 
 Realistic noise: ``dropout`` of one chain (orphan TRA/TRB cells) and clonotypes with a second
 alpha chain (dual-alpha cells, the second alpha detected in half of the cells).
@@ -43,6 +55,7 @@ EXPECTED_STATUS = {
     "persistent": "persistent",
     "small": "persistent",
     "singleton": "not_assessable",
+    "endogenous": "persistent",
 }
 CONTIG_COLUMNS = [
     "barcode",
@@ -110,7 +123,9 @@ class Clonotype:
     weight_post: float
     second_alpha: TcrChain | None = None
     car: bool = True
+    car_fraction: float = 1.0
     members: list = field(default_factory=list)
+    n_car_cells: int = 0
 
 
 def random_chain(rng: np.random.Generator, locus: str) -> TcrChain:
@@ -143,6 +158,11 @@ class TcrSimulator:
         Share of cells that lose one chain (orphan cells).
     dual_alpha_share
         Share of clonotypes with a second alpha chain.
+    mixed_share, mixed_car_fraction
+        Share of CAR clonotypes only partly transduced, and the range of their transduced
+        share (module docstring).
+    n_endogenous
+        Expanded memory clonotypes per patient partly transduced (module docstring).
     """
 
     def __init__(
@@ -159,6 +179,9 @@ class TcrSimulator:
         singleton_share: float = 0.25,
         dropout: float = 0.1,
         dual_alpha_share: float = 0.1,
+        mixed_share: float = 0.2,
+        mixed_car_fraction: tuple[float, float] = (0.5, 0.9),
+        n_endogenous: int = 1,
     ):
         self.rng = np.random.default_rng(seed)
         self.post_min_day = post_min_day
@@ -177,8 +200,15 @@ class TcrSimulator:
             big += [("persistent", 1.0, 1.0)] * n_persistent
             car = [self._new(p, kind, 6.0 * r, 6.0 * q) for kind, r, q in big]
             car += [self._new(p, "small", 0.5, 0.5) for _ in range(n_small)]
+            for c in car:
+                if self.rng.random() < mixed_share:
+                    c.car_fraction = float(self.rng.uniform(*mixed_car_fraction))
+            memory = [self._new(p, "memory", 3.0, 3.0, car=False) for _ in range(5)]
+            for c in memory[:n_endogenous]:  # same weight in both pools
+                c.kind, c.car = "endogenous", True
+                car.append(c)
             self.car[p] = car
-            self.polyclonal[p] = [self._new(p, "memory", 3.0, 3.0, car=False) for _ in range(5)]
+            self.polyclonal[p] = memory
 
     def _new(self, patient: str, kind: str, w_ref: float, w_post: float, *, car: bool = True):
         rng = self.rng
@@ -204,6 +234,22 @@ class TcrSimulator:
             return None
         return pool[int(self.rng.choice(len(pool), p=weights / weights.sum()))]
 
+    def _sister_probabilities(
+        self, patient: str, post: bool, n_car: int, n_other: int
+    ) -> tuple[list[Clonotype], np.ndarray]:
+        """Partly transduced clonotypes and the chance that a non-CAR T cell of the sample is
+        one of their untransduced cells: expected CAR-T cells of the clonotype x (1 - f) / f,
+        over the sample's non-CAR T cells (summing to at most a half)."""
+        pool = self.car[patient]
+        w = np.array([c.weight_post if post else c.weight_reference for c in pool])
+        mixed = [i for i, c in enumerate(pool) if c.car_fraction < 1 and c.kind != "endogenous"]
+        if not mixed or w.sum() <= 0 or n_other == 0:
+            return [], np.zeros(0)
+        f = np.array([pool[i].car_fraction for i in mixed])
+        expected = n_car * (1 - self.singleton_share) * w[mixed] / w.sum() * (1 - f) / f
+        p = expected / n_other
+        return [pool[i] for i in mixed], p / max(1.0, 2 * p.sum())
+
     def contigs(
         self, truth: pd.DataFrame, *, sample: str, patient: str, day: int, tissue: str
     ) -> pd.DataFrame:
@@ -225,11 +271,18 @@ class TcrSimulator:
         post = tissue != "product" and int(day) >= self.post_min_day
         rows = []
         t_cells = truth.loc[truth["cell_type"].astype(str).isin(T_CELLS)]
-        for barcode, car in zip(t_cells["barcode"], t_cells["car_t"].astype(bool), strict=True):
-            if car and rng.random() < self.singleton_share:
+        is_car = t_cells["car_t"].astype(bool).to_numpy()
+        sisters, p_sister = self._sister_probabilities(
+            patient, post, int(is_car.sum()), int((~is_car).sum())
+        )
+        for barcode, car in zip(t_cells["barcode"], is_car, strict=True):
+            u = rng.random()
+            if car and u < self.singleton_share:
                 clono = self._new(patient, "singleton", 0.0, 0.0)
             elif car:
                 clono = self._draw(self.car[patient], post)
+            elif u < p_sister.sum():  # an untransduced sister of a partly transduced clonotype
+                clono = sisters[int(np.searchsorted(np.cumsum(p_sister), u, side="right"))]
             else:
                 clono = None
                 if rng.random() < 0.3:
@@ -237,6 +290,7 @@ class TcrSimulator:
                 if clono is None:
                     clono = self._new(patient, "naive", 0.0, 0.0, car=False)
             clono.members.append(sample)
+            clono.n_car_cells += int(car)
             self._cells.append(
                 {"sample": sample, "barcode": barcode, "clonotype": clono.clonotype, "car_t": car}
             )
@@ -273,7 +327,9 @@ class TcrSimulator:
 
     def truth_clonotypes(self) -> pd.DataFrame:
         """CAR-T clonotypes drawn at least once: ``patient, clonotype, kind,
-        expected_status, tra_cdr3_nt, trb_cdr3_nt, n_cells``."""
+        expected_status, tra_cdr3_nt, trb_cdr3_nt, n_cells, n_car_cells, car_fraction``
+        (``car_fraction``: the share transduced, NaN for ``endogenous`` clonotypes, whose
+        untransduced cells come from the polyclonal pool)."""
         rows = [
             {
                 "patient": c.patient,
@@ -283,6 +339,8 @@ class TcrSimulator:
                 "tra_cdr3_nt": c.alpha.cdr3_nt,
                 "trb_cdr3_nt": c.beta.cdr3_nt,
                 "n_cells": len(c.members),
+                "n_car_cells": c.n_car_cells,
+                "car_fraction": np.nan if c.kind == "endogenous" else c.car_fraction,
             }
             for c in self.clonotypes
             if c.car and c.members
@@ -297,6 +355,8 @@ class TcrSimulator:
                 "tra_cdr3_nt",
                 "trb_cdr3_nt",
                 "n_cells",
+                "n_car_cells",
+                "car_fraction",
             ],
         )
 

@@ -5,6 +5,7 @@ rule cohort_assemble:
         scores="results/signatures/scores.tsv",
         clones="results/bcr/cell_clones.tsv",
         clonotypes="results/tcr/cell_clonotypes.tsv",
+        car_t="results/tcr/cell_car_t.tsv",
         airr="results/airr/airr.h5ad",
     output:
         h5mu="results/cohort.h5mu",

@@ -2,10 +2,10 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
-        markers=resource(config["annotation"]["markers"]),
         checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
+        removed="results/gex/qc/{sample}.removed.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
         summary="results/gex/qc/{sample}.summary.tsv",
     log:
@@ -18,33 +18,41 @@ rule gex_qc:
         runtime=runtime(15),
     params:
         qc=config["qc"],
-        annotation=config["annotation"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
 
 
 rule gex_qc_by_cell_type:
-    """How many cells of each type QC and doublet removal took, per sample."""
+    """How many cells of each type QC and doublet removal took, per sample: kept cells with
+    their cohort annotation, removed ones scored against the cohort."""
     input:
         cells=expand("results/gex/qc/{sample}.cells.tsv", sample=SAMPLES),
+        removed=expand("results/gex/qc/{sample}.removed.h5ad", sample=SAMPLES),
+        gex="results/gex/annotated.h5ad",
+        markers=resource(config["annotation"]["markers"]),
     output:
         table=report(
             "results/tables/qc_by_cell_type.tsv",
             caption="../report/table_qc_by_cell_type.rst",
             category="1. Quality control",
         ),
+        cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
     conda:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000, 2),
-        runtime=runtime(5),
+        mem_mb=mem_mb(1500, 3),
+        runtime=runtime(20),
     params:
         sheet=SHEET,
         samples=SAMPLES,
+        annotation=config["annotation"],
+        target_sum=config["integration"]["target_sum"],
+        n_neighbors=config["integration"]["n_neighbors"],
+        seed=config["seed"],
     script:
         "../../scripts/gex_qc_by_cell_type.py"
 

@@ -25,7 +25,8 @@ rule tcr_read:
 
 
 rule car_t_clones:
-    """Merge samples, TRA/TRB chain QC, TCR clonotypes within patients, CAR-T tables."""
+    """Merge samples, TRA/TRB chain QC, TCR clonotypes within patients, CAR-T calls through
+    clonotypes, CAR-T tables."""
     input:
         h5ads=expand("results/tcr/read/{sample}.h5ad", sample=tcr_samples()),
         gex="results/gex/annotated.h5ad",
@@ -52,6 +53,7 @@ rule car_t_clones:
         ),
         airr="results/tcr/airr.h5ad",
         cell_clonotypes="results/tcr/cell_clonotypes.tsv",
+        cell_car_t="results/tcr/cell_car_t.tsv",
     log:
         "logs/car_t_clones.log",
     conda:
