@@ -19,6 +19,7 @@ res = track_car_t(
     read_gex_cells(inp.gex, genes=[]),
     par.sheet,
     post_min_day=par.post_min_day,
+    visit_window_days=par.visit_window_days,
     alpha=car_t.clonotype_alpha,
     tissues=car_t.tissues,
     clonotype_call=ClonotypeCall(**car_t.clonotype_call),

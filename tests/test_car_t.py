@@ -71,6 +71,7 @@ def statuses(counts, meta=None) -> pd.Series:
         cells_from_counts(counts, meta),
         meta,
         post_min_day=28,
+        visit_window_days=3,
         alpha=ALPHA,
         tissues=["product", "PB"],
     )
@@ -162,6 +163,7 @@ def test_clones_table_columns_and_in_product():
         cells_from_counts(counts, meta),
         meta,
         post_min_day=28,
+        visit_window_days=3,
         alpha=ALPHA,
         tissues=["product", "PB"],
     )
@@ -275,6 +277,7 @@ def simulated(tmp_path_factory):
         pd.concat(gex),
         pd.DataFrame(sheet),
         post_min_day=28,
+        visit_window_days=3,
         alpha=ALPHA,
         tissues=["product", "PB"],
         clonotype_call=RULE,
@@ -331,7 +334,9 @@ def test_no_tcr_anywhere_gives_empty_tables_with_contract_columns():
     sheet = pd.DataFrame(
         {"sample": ["S1"], "patient": ["P"], "day": [14], "tissue": ["PB"], "tcr": [""]}
     )
-    res = track_car_t([], gex, sheet, post_min_day=28, alpha=ALPHA, tissues=["product", "PB"])
+    res = track_car_t(
+        [], gex, sheet, post_min_day=28, visit_window_days=3, alpha=ALPHA, tissues=["product", "PB"]
+    )
     assert res.clones.empty and list(res.clones.columns) == CLONE_COLUMNS
     assert res.car_t.loc[0, "n_car_t"] == 1 and pd.isna(res.car_t.loc[0, "n_car_t_clonotypes"])
     assert res.chain_qc.empty and res.airr.n_obs == 0
@@ -449,7 +454,14 @@ def test_track_car_t_counts_clonotype_calls_once():
         index=["S1_a", "S1_b", "S1_c"],
     )
     res = track_car_t(
-        [], gex, meta_sheet, post_min_day=28, alpha=ALPHA, tissues=["PB"], clonotype_call=RULE
+        [],
+        gex,
+        meta_sheet,
+        post_min_day=28,
+        visit_window_days=3,
+        alpha=ALPHA,
+        tissues=["PB"],
+        clonotype_call=RULE,
     )
     cell = res.cell_car_t.set_index("cell")
     assert cell["car_t"].tolist() == [True, False, False]  # the NK cell is no CAR-T cell
@@ -494,3 +506,22 @@ def test_simulated_car_clonotypes_are_partly_transduced(simulated):
     members = truth_cells[truth_cells["clonotype"].isin(endogenous)]
     assert 0 < members["car_t"].mean() < 0.5
     assert members["sample"].str.endswith("_base").any()
+
+
+@pytest.mark.parametrize("window, counted_after", [(3, True), (0, False)])
+def test_a_d28_visit_taken_on_day_27_counts_after_infusion(window, counted_after):
+    """CAR-T persistence follows the one visit rule (design.phase) of every other table: with
+    tracking.visit_window_days 3 a "D28" visit on day 27 is after infusion; with no window it
+    is early expansion, part of the reference."""
+    design = [("prod", 0, "product"), ("D27", 27, "PB")]
+    meta = samples_meta(design)
+    clones, _ = car_t_clone_tables(
+        cells_from_counts({"prod": np.array([6]), "D27": np.array([4])}, meta),
+        meta,
+        post_min_day=28,
+        visit_window_days=window,
+        alpha=ALPHA,
+        tissues=["product", "PB"],
+    )
+    row = clones.set_index("clonotype_id").loc["P1_T0"]
+    assert row["status"] == ("persistent" if counted_after else "not_assessable"), row

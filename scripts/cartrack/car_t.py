@@ -46,14 +46,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cartrack.design import BASELINE, T_CELLS
+from cartrack.design import BASELINE, EARLY, POST, PRODUCT, T_CELLS, phase
 from cartrack.tcr import chain_qc_table, prepare_tcr
 from cartrack.tracking import sheet_table
 from cartrack.tracking_stats import shannon_evenness
 
 log = logging.getLogger(__name__)
 
-PRODUCT = "product"
 CAR_T_STATUSES = ("persistent", "contracted", "lost", "not_assessable")
 CAR_T_COLUMNS = [
     "sample",
@@ -368,12 +367,18 @@ def clonotype_status(n_ref, n_post, q_value, *, big_n_post, alpha: float = 0.05)
     return status
 
 
-def _periods(cells: pd.DataFrame, *, post_min_day: int, tissues: Sequence[str]) -> pd.DataFrame:
-    day = pd.to_numeric(cells["day"])
+def _periods(
+    cells: pd.DataFrame, *, post_min_day: int, visit_window_days: int, tissues: Sequence[str]
+) -> pd.DataFrame:
+    """Reference (product, early expansion) and after-infusion cells by the one visit rule,
+    :func:`cartrack.design.phase`."""
     tissue = cells["tissue"].astype(str)
-    counted = tissue.isin(list(tissues))
-    reference = counted & ((tissue == PRODUCT) | ((day > 0) & (day < post_min_day)))
-    post = counted & (tissue != PRODUCT) & (day >= post_min_day)
+    ph = phase(
+        cells["day"], post_min_day=post_min_day, visit_window_days=visit_window_days, tissue=tissue
+    )
+    counted = tissue.isin(list(tissues)).to_numpy()
+    reference = counted & np.isin(ph, [PRODUCT, EARLY])
+    post = counted & (ph == POST)
     return pd.DataFrame({"reference": reference, "post": post}, index=cells.index)
 
 
@@ -387,6 +392,7 @@ def car_t_clone_tables(
     samples: pd.DataFrame,
     *,
     post_min_day: int,
+    visit_window_days: int,
     alpha: float,
     tissues: Sequence[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -398,8 +404,10 @@ def car_t_clone_tables(
         :func:`tracked_tcr_cells` (``car_t_umi`` optional).
     samples
         :func:`cartrack.tracking.sheet_table`.
-    post_min_day
-        First day after infusion that counts as "after" (``tracking.post_min_day``).
+    post_min_day, visit_window_days
+        ``tracking.post_min_day`` and ``tracking.visit_window_days``: a visit counts as
+        "after" from day ``post_min_day - visit_window_days`` (:func:`cartrack.design.phase`),
+        as in every other table; product and the days between are the reference.
     alpha
         Level of ``q_value`` for ``lost`` and ``contracted``.
     tissues
@@ -422,11 +430,15 @@ def car_t_clone_tables(
     c = cells.loc[cells["clonotype_id"].isin(car_ids["clonotype_id"])].copy()
     if "car_t_umi" not in c:  # no call through clonotypes: every CAR-T cell is by UMIs
         c["car_t_umi"] = c["car_t"]
-    periods = _periods(c, post_min_day=post_min_day, tissues=tissues)
+    periods = _periods(
+        c, post_min_day=post_min_day, visit_window_days=visit_window_days, tissues=tissues
+    )
     c["_ref"] = periods["reference"] & c["car_t"]
     c["_post"] = periods["post"] & c["car_t"]
     c["_product"] = c["tissue"].astype(str).eq(PRODUCT)
-    all_periods = _periods(cells, post_min_day=post_min_day, tissues=tissues)
+    all_periods = _periods(
+        cells, post_min_day=post_min_day, visit_window_days=visit_window_days, tissues=tissues
+    )
     comparable = (
         cells.assign(
             _ref=all_periods["reference"] & cells["car_t"],
@@ -522,6 +534,7 @@ def track_car_t(
     sheet: pd.DataFrame,
     *,
     post_min_day: int,
+    visit_window_days: int,
     alpha: float,
     tissues: Sequence[str],
     clonotype_call: ClonotypeCall | None = None,
@@ -541,7 +554,7 @@ def track_car_t(
         Per gene-expression cell: ``sample``, ``cell_type``, ``car_t``.
     sheet
         The sample sheet (all samples).
-    post_min_day, alpha, tissues
+    post_min_day, visit_window_days, alpha, tissues
         As for :func:`car_t_clone_tables`.
     clonotype_call
         The CAR-T call through TCR clonotypes (:func:`call_car_t_by_clonotype`); None calls
@@ -555,7 +568,7 @@ def track_car_t(
     clonotype_id``; ``cell_car_t`` one per gene-expression cell: :data:`CELL_CALL_COLUMNS`;
     ``chain_qc`` is :func:`cartrack.tcr.chain_qc_table`.
     """
-    meta = sheet_table(sheet)
+    meta = sheet_table(sheet, post_min_day=post_min_day, visit_window_days=visit_window_days)
     tcr_col = sheet["tcr"] if "tcr" in sheet else pd.Series("", index=sheet.index)
     has_tcr = tcr_col.fillna("").astype(str).str.strip().ne("")
     meta["has_tcr"] = has_tcr.to_numpy()
@@ -578,7 +591,12 @@ def track_car_t(
     cells = tracked_tcr_cells(obs, gex_cells, meta)
     car_t = car_t_sample_table(gex_cells, cells, meta)
     clones, timeline = car_t_clone_tables(
-        cells, meta, post_min_day=post_min_day, alpha=alpha, tissues=tissues
+        cells,
+        meta,
+        post_min_day=post_min_day,
+        visit_window_days=visit_window_days,
+        alpha=alpha,
+        tissues=tissues,
     )
     qc = chain_qc_table(airr, gex_cells, meta)
     car_ids = set(clones["clonotype_id"])
@@ -591,7 +609,12 @@ def track_car_t(
             airr.obs[col] = airr.obs[col].astype("category")
     for key in [k for k in airr.uns if k.startswith(("ir_dist", "cc_", "_clonotype"))]:
         del airr.uns[key]
-    airr.uns["car_t"] = {"post_min_day": post_min_day, "alpha": alpha, "tissues": list(tissues)}
+    airr.uns["car_t"] = {
+        "post_min_day": post_min_day,
+        "visit_window_days": visit_window_days,
+        "alpha": alpha,
+        "tissues": list(tissues),
+    }
     log.info(
         "CAR-T: %d clonotypes with CAR-T cells; statuses %s",
         len(clones),

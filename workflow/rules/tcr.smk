@@ -67,6 +67,7 @@ rule car_t_clones:
         tcr=config["tcr"],
         car_t=config["car_t"],
         post_min_day=config["tracking"]["post_min_day"],
+        visit_window_days=config["tracking"]["visit_window_days"],
     script:
         "../../scripts/car_t_tables.py"
 
