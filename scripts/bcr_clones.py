@@ -19,7 +19,7 @@ gex_cells = read_gex_cells(
     proteins=[p for p in (tracking["cd19_protein"], tracking["bcma_protein"]) if p],
 )
 res = track_clones(
-    [ad.read_h5ad(path) for path in inp.h5ads],
+    [ad.read_h5ad(inp.bcr)],  # merged by bcr_read
     gex_cells,
     par.sheet,
     productive_only=par.productive_only,

@@ -893,13 +893,13 @@ def test_tcr_read_waits_for_the_check(project, real):
     tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz"))(
         project, real
     )
-    proc = run_snakemake(project, "--cores", "1", "results/tcr/read/S1.h5ad", check=False)
+    proc = run_snakemake(project, "--cores", "1", "results/tcr/read.h5ad", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "sample 'S1', column 'tcr'" in out and "is it the BCR file?" in out, out[-3000:]
     assert "Traceback (most recent call last)" not in out, out[-3000:]
     assert not result_files(project)
-    assert not (project / "logs" / "tcr_read").exists()
+    assert not (project / "logs" / "tcr_read.log").exists()
 
 
 def pwned(*folders: Path) -> list[Path]:

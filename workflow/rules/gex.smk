@@ -100,7 +100,7 @@ rule gex_annotate:
     input:
         h5ad="results/gex/integrated.h5ad",
         markers=resource(config["annotation"]["markers"]),
-        bcr=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
+        bcr="results/bcr/read.h5ad",
     output:
         h5ad="results/gex/annotated.h5ad",
         table=report(

@@ -1,0 +1,22 @@
+"""Rules bcr_read / tcr_read: every sample's V(D)J file -> results/{bcr,tcr}/read.h5ad."""
+
+from cartrack.bcr import merge_bcr, read_bcr
+from cartrack.logs import exit_on_input_error, setup_logging
+from cartrack.tcr import merge_tcr, read_tcr
+
+smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
+setup_logging(smk.log[0])
+read, merge = (read_bcr, merge_bcr) if smk.params.receptor == "bcr" else (read_tcr, merge_tcr)
+with exit_on_input_error(smk.log[0]):
+    adata = merge(
+        [
+            read(
+                path,
+                sample=sample,
+                cells_only=smk.params.cells_only,
+                productive_only=smk.params.productive_only,
+            )
+            for sample, path in zip(smk.params.samples, smk.input.vdj, strict=True)
+        ]
+    )
+adata.write_h5ad(smk.output.h5ad, compression="gzip")
