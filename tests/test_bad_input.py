@@ -888,7 +888,7 @@ def test_snakemake_reports_cleanly(project, real, build, expect):
 
 
 def test_tcr_read_waits_for_the_check(project, real):
-    """A BCR file in the tcr column stops check_sample, and tcr_read (which would read it
+    """A BCR file in the tcr column stops check_inputs, and tcr_read (which would read it
     without complaint, keeping no TR chain) never runs."""
     tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz"))(
         project, real

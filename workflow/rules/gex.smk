@@ -3,7 +3,7 @@ rule gex_qc:
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
         markers=resource(config["annotation"]["markers"]),
-        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
+        checked=ancient("results/tables/design_checks.tsv"),  # inputs checked first
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         cells="results/gex/qc/{sample}.cells.tsv",
