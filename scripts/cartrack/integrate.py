@@ -62,13 +62,16 @@ def embed(
     n_pcs: int = 30,
     batch_key: str = "batch",
     n_neighbors: int = 15,
+    exact_neighbors_max_cells: int = 50000,
     leiden_resolution: float = 1.0,
     seed: int = 0,
 ) -> None:
     """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, UMAP, Leiden.
 
     PCA centres implicitly (arpack on the sparse matrix): the count matrix is never
-    densified. Harmony is skipped when there is a single batch.
+    densified. Harmony is skipped when there is a single batch. The kNN graph is exact
+    (scikit-learn) up to ``exact_neighbors_max_cells`` cells, approximate (pynndescent)
+    above.
     """
     n_batches = adata.obs[batch_key].nunique()
     sc.pp.highly_variable_genes(
@@ -87,7 +90,15 @@ def embed(
     else:
         log.info("one batch only: Harmony skipped")
         rep = "X_pca"
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=rep, random_state=seed)
+    exact = adata.n_obs <= exact_neighbors_max_cells
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=n_neighbors,
+        use_rep=rep,
+        transformer="sklearn" if exact else "pynndescent",
+        random_state=seed,
+    )
+    log.info("kNN graph: %s, %d cells", "exact" if exact else "pynndescent", adata.n_obs)
     sc.tl.umap(adata, random_state=seed)
     sc.tl.leiden(
         adata,
