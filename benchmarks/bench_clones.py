@@ -33,7 +33,7 @@ OLD_COMMIT = "92a2c2f"
 
 
 def _translate_all(junctions):
-    from cartrack.bcr import translate
+    from cartrack.airr_fields import translate
 
     table = {j: translate(j) for j in set(junctions)}
     return [table[j] for j in junctions]
@@ -121,13 +121,13 @@ def synthetic_airr(n_patients: int, n_cells: int, seed: int = 0):
         "productive",
         "umi_count",
     ]
-    from cartrack.bcr import CORE_FIELDS, _record_type
+    from cartrack.airr_fields import CORE_FIELDS, record_type
 
     record = ak.zip({f: ak.Array(chains[f].tolist()) for f in fields}, depth_limit=1)
     missing = ak.Array([None] * len(chains))
     for f in sorted(set(CORE_FIELDS) - set(fields)):
         record = ak.with_field(record, missing, f)
-    arr = ak.enforce_type(ak.unflatten(record, counts), _record_type(CORE_FIELDS))
+    arr = ak.enforce_type(ak.unflatten(record, counts), record_type(CORE_FIELDS))
     obs = obs.iloc[cells].copy()
     obs.index = [f"S{c // n_cells}_cell{c}" for c in cells]
     obs["sample"] = obs["patient"] + "_S"

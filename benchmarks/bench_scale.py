@@ -34,6 +34,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+from cartrack.params import DemoParams  # noqa: E402
 from cartrack.signatures import read_gmt  # noqa: E402
 from cartrack.simulate import Cohort, write_cohort  # noqa: E402
 from cartrack.simulate_tcr import simulate_tcr_files  # noqa: E402
@@ -78,7 +79,8 @@ def build_cohort(folder: Path, n_cells: int, seed: int = 0) -> Path:
     sheet_path = folder / "samples.tsv"
     if not sheet_path.exists():
         truth = folder / "data" / "truth"
-        write_cohort(sheet, truth_dir=truth, cells_per_sample=per_sample, **kw)
+        demo = DemoParams.from_config(cells_per_sample=per_sample)
+        write_cohort(sheet, truth_dir=truth, demo=demo, **kw)
         cells = pd.read_csv(truth / "truth_cells.tsv", sep="\t", dtype={"barcode": str})
         simulate_tcr_files(sheet, cells, truth_dir=truth, seed=seed, post_min_day=28)
         sheet.to_csv(sheet_path, sep="\t", index=False)

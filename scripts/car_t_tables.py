@@ -5,24 +5,25 @@ import anndata as ad
 from cartrack.car_t import track_car_t
 from cartrack.double_positive import read_gex_cells
 from cartrack.logs import setup_logging
+from cartrack.params import CarTParams, TcrParams
 from cartrack.tables import write_tsv
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
 inp, out, par = smk.input, smk.output, smk.params
-tcr, car_t = par.tcr, par.car_t
+tcr, car_t = TcrParams.from_config(par.tcr), CarTParams.from_config(par.car_t)
 
 res = track_car_t(
     [ad.read_h5ad(inp.tcr)],  # merged by tcr_read
     read_gex_cells(inp.gex, genes=[]),
     par.sheet,
     post_min_day=par.post_min_day,
-    alpha=car_t["clonotype_alpha"],
-    tissues=car_t["tissues"],
-    productive_only=tcr["productive_only"],
-    receptor_arms=tcr["receptor_arms"],
-    dual_ir=tcr["dual_ir"],
-    include_multichain=tcr["include_multichain"],
+    alpha=car_t.clonotype_alpha,
+    tissues=car_t.tissues,
+    productive_only=tcr.productive_only,
+    receptor_arms=tcr.receptor_arms,
+    dual_ir=tcr.dual_ir,
+    include_multichain=tcr.include_multichain,
     n_jobs=smk.threads,
 )
 write_tsv(res.car_t, out.car_t)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from cartrack.logs import setup_logging
+from cartrack.params import DemoParams
 from cartrack.signatures import read_gmt
 from cartrack.simulate import write_cohort
 from cartrack.simulate_tcr import simulate_tcr_files
@@ -19,8 +20,8 @@ write_cohort(
     baff_genes=sets["NFKB2_NONCANONICAL"],
     truth_dir=truth_dir,
     germline=Path(snakemake.input.germline),
+    demo=DemoParams.from_config(snakemake.params.demo),
     seed=snakemake.params.seed,
-    **snakemake.params.demo,
 )
 simulate_tcr_files(
     snakemake.params.sheet,

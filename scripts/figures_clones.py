@@ -1,22 +1,23 @@
 """Rule figures_clones: alluvial plot of the largest clones, clone status counts."""
 
-from cartrack import plots
 from cartrack.logs import setup_logging
+from cartrack.params import FigureParams
+from cartrack.plots import style
+from cartrack.plots.clones import clone_status, clone_tracking
+from cartrack.tables import read_tsv
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
-inp, out, cfg = smk.input, smk.output, smk.params.figures
-colours = plots.configure(
-    font_size=cfg["font_size"], palette=cfg["palette"], patients=smk.params.patients
+inp, out = smk.input, smk.output
+cfg = FigureParams.from_config(smk.params.cfg)
+colours = style.configure(cfg, patients=smk.params.patients)
+fig = clone_tracking(
+    read_tsv(inp.clones),
+    read_tsv(inp.timeline),
+    samples=read_tsv(inp.b_cells),
+    top=cfg.top_clones,
+    width_mm=cfg.wide_width_mm,
 )
-clones = plots.read_tsv(inp.clones)
-fig = plots.clone_tracking(
-    clones,
-    plots.read_tsv(inp.timeline),
-    samples=plots.read_tsv(inp.b_cells),
-    top=cfg["top_clones"],
-    width_mm=cfg["wide_width_mm"],
-)
-plots.save(fig, plots.figure_stem(out.tracking_pdf), dpi=cfg["dpi"])
-fig = plots.clone_status(clones, colours=colours, width_mm=cfg["width_mm"])
-plots.save(fig, plots.figure_stem(out.status_pdf), dpi=cfg["dpi"])
+style.save(fig, out.tracking_pdf, dpi=cfg.dpi)
+fig = clone_status(read_tsv(inp.elimination), colours=colours, width_mm=cfg.width_mm)
+style.save(fig, out.status_pdf, dpi=cfg.dpi)

@@ -1,26 +1,29 @@
 """Rule figures_composition: cell-type composition, and B-cell fraction with recovery days."""
 
-from cartrack import plots
 from cartrack.logs import setup_logging
+from cartrack.params import FigureParams, TrackingParams
+from cartrack.plots import style
+from cartrack.plots.b_cells import b_fraction, recovery_days
+from cartrack.plots.cells import composition
+from cartrack.tables import read_tsv
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
-inp, out, cfg = smk.input, smk.output, smk.params.figures
-colours = plots.configure(
-    font_size=cfg["font_size"], palette=cfg["palette"], patients=smk.params.patients
-)
-cell_types = plots.read_tsv(inp.cell_types)
-b_cells = plots.read_tsv(inp.b_cells)
-elimination = plots.read_tsv(inp.elimination)
+inp, out = smk.input, smk.output
+cfg = FigureParams.from_config(smk.params.cfg)
+colours = style.configure(cfg, patients=smk.params.patients)
+cell_types = read_tsv(inp.cell_types)
+b_cells = read_tsv(inp.b_cells)
+elimination = read_tsv(inp.elimination)
 
-fig = plots.composition(cell_types, samples=b_cells, width_mm=cfg["wide_width_mm"])
-plots.save(fig, plots.figure_stem(out.composition_pdf), dpi=cfg["dpi"])
-fig = plots.b_fraction(
+fig = composition(cell_types, samples=b_cells, width_mm=cfg.wide_width_mm)
+style.save(fig, out.composition_pdf, dpi=cfg.dpi)
+fig = b_fraction(
     b_cells,
-    recovery=plots.recovery_days(elimination, b_cells),
-    level=smk.params.recovery_level,
+    recovery=recovery_days(elimination, b_cells),
+    level=TrackingParams.from_config(smk.params.tracking).recovery_b_fraction,
     colours=colours,
-    width_mm=cfg["width_mm"],
-    tissue=cfg["tissue"],
+    width_mm=cfg.width_mm,
+    tissue=cfg.tissue,
 )
-plots.save(fig, plots.figure_stem(out.b_fraction_pdf), dpi=cfg["dpi"])
+style.save(fig, out.b_fraction_pdf, dpi=cfg.dpi)

@@ -1,24 +1,24 @@
 """Rule figures_signatures: signature scores over time, heatmap of changes from baseline."""
 
-from cartrack import plots
 from cartrack.logs import setup_logging
+from cartrack.params import FigureParams
+from cartrack.plots import style
+from cartrack.plots.signatures import signature_changes, signatures_time
+from cartrack.tables import read_tsv
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
-inp, out, cfg = smk.input, smk.output, smk.params.figures
-colours = plots.configure(
-    font_size=cfg["font_size"], palette=cfg["palette"], patients=smk.params.patients
-)
-fig = plots.signatures_time(
-    plots.read_tsv(inp.signatures),
-    names=cfg["signatures"],
-    cell_types=cfg["signature_cell_types"],
+inp, out = smk.input, smk.output
+cfg = FigureParams.from_config(smk.params.cfg)
+colours = style.configure(cfg, patients=smk.params.patients)
+fig = signatures_time(
+    read_tsv(inp.signatures),
+    names=cfg.signatures,
+    cell_types=cfg.signature_cell_types,
     colours=colours,
-    width_mm=cfg["width_mm"],
-    tissue=cfg["tissue"],
+    width_mm=cfg.width_mm,
+    tissue=cfg.tissue,
 )
-plots.save(fig, plots.figure_stem(out.time_pdf), dpi=cfg["dpi"])
-fig = plots.signature_changes(
-    plots.read_tsv(inp.changes), first=cfg["signatures"], width_mm=cfg["wide_width_mm"]
-)
-plots.save(fig, plots.figure_stem(out.changes_pdf), dpi=cfg["dpi"])
+style.save(fig, out.time_pdf, dpi=cfg.dpi)
+fig = signature_changes(read_tsv(inp.changes), first=cfg.signatures, width_mm=cfg.wide_width_mm)
+style.save(fig, out.changes_pdf, dpi=cfg.dpi)

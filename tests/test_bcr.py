@@ -12,17 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cartrack.airr_fields import gene_name, infer_locus, translate
 from cartrack.bcr import (
     build_airr,
     clean_chains,
     detect_format,
-    gene_name,
     harmonise_airr,
     index_chains,
-    infer_locus,
     merge_bcr,
     read_bcr,
-    translate,
 )
 from cartrack.design import InputError
 from cartrack.io import read_gex

@@ -17,7 +17,8 @@ from cartrack.car_t import (
 )
 from cartrack.simulate_tcr import TcrSimulator, write_contigs
 from cartrack.tcr import read_tcr
-from cartrack.tracking import p_missed, sheet_table
+from cartrack.tracking import sheet_table
+from cartrack.tracking_stats import p_missed
 
 CONTRACT = {
     "car_t": "sample, patient, day, tissue, n_cells, n_t_cells, n_car_t, car_t_fraction, "

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cartrack.bcr import build_airr, clean_chains, index_chains, merge_bcr, read_bcr, translate
-from cartrack.clones import CloneParams, define_clones
+from cartrack.airr_fields import translate
+from cartrack.bcr import build_airr, clean_chains, index_chains, merge_bcr, read_bcr
+from cartrack.clones import define_clones
+from cartrack.params import CloneParams
 
 BASES = "ACGT"
 CODONS = {}
@@ -214,7 +216,7 @@ def test_old_amino_acid_rule_misses_recall(cohort):
     """The 85% amino-acid rule this replaces loses pairs of hypermutated clones."""
     airr, truth = cohort
     a = airr.copy()
-    define_clones(a, CloneParams(sequence="aa", threshold=0.155, equivalent_genes=()))
+    define_clones(a, CloneParams.from_config(sequence="aa", threshold=0.155, equivalent_genes=()))
     called = a.obs["clone_id"].dropna()
     _, recall = pairwise_scores(called, truth[called.index])
     assert recall < 0.95
@@ -230,7 +232,7 @@ def test_convergent_clones_split_by_light_chain(cohort):
             b = called[truth.reindex(called.index).eq(f"{patient}_T{40 + k}")].dropna()
             assert not set(a) & set(b), (patient, k)
     no_split = airr.copy()
-    define_clones(no_split, CloneParams(split_light=False))
+    define_clones(no_split, CloneParams.from_config(split_light=False))
     merged = sum(
         bool(
             set(no_split.obs["clone_id"][truth.reindex(no_split.obs_names).eq(f"P1_T{k}")])
@@ -251,7 +253,7 @@ def test_unrelated_cells_with_germline_ends_not_merged():
         rows.append(_chain(f"n{i}", "IGK", "IGKV3-20*01", "IGKJ1*01", light_junction(rng)))
     airr = airr_of({"S1": rows}, {"S1": "P1"})
     for threshold in ("auto", 0.15):
-        define_clones(airr, CloneParams(threshold=threshold))
+        define_clones(airr, CloneParams.from_config(threshold=threshold))
         assert airr.obs["clone_id"].nunique() == 30
 
 
@@ -265,16 +267,16 @@ def test_light_miscall_does_not_split_a_clone():
     rows.append(_chain("other_v", "IGH", "IGHV1-69D*01", "IGHJ4*02", junction))
     rows.append(_chain("other_v", "IGK", "IGKV3-15*01", "IGKJ2*01", light))  # junction close
     airr = airr_of({"S1": rows}, {"S1": "P1"})
-    define_clones(airr, CloneParams(threshold=0.15))
+    define_clones(airr, CloneParams.from_config(threshold=0.15))
     assert airr.obs["clone_id"].nunique() == 1
 
 
 def test_average_linkage_is_not_looser_than_single(cohort):
     airr, truth = cohort
     a = airr.copy()
-    define_clones(a, CloneParams(threshold=0.15, linkage="average"))
+    define_clones(a, CloneParams.from_config(threshold=0.15, linkage="average"))
     s = airr.copy()
-    define_clones(s, CloneParams(threshold=0.15))
+    define_clones(s, CloneParams.from_config(threshold=0.15))
     assert a.obs["clone_id"].nunique() >= s.obs["clone_id"].nunique()
 
 

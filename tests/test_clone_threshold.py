@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from cartrack import plots
-from cartrack.bcr import index_chains, merge_bcr, mu_freq, read_bcr
+from cartrack.airr_fields import mu_freq
+from cartrack.bcr import index_chains, merge_bcr, read_bcr
 from cartrack.clone_threshold import find_threshold
 from cartrack.clones import define_clones, gene_set, nearest_distances, vjl_partitions
 

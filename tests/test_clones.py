@@ -12,10 +12,11 @@ import pytest
 import scipy.sparse as sp
 
 from cartrack.bcr import build_airr, clean_chains, index_chains, merge_bcr
-from cartrack.clones import CloneParams, define_clones, isotype, shm_from_identity
+from cartrack.clones import define_clones, isotype, shm_from_identity
 from cartrack.double_positive import read_gex_cells
+from cartrack.params import CloneParams
 
-AA_15 = CloneParams(sequence="aa", threshold=0.155)  # the old 85% amino-acid rule
+AA_15 = CloneParams.from_config(sequence="aa", threshold=0.155)  # the old 85% amino-acid rule
 AA = "ACDEFGHIKLMNPQRSTVWY"
 ROOT = "CARDGYSSSWYPYYYGMDVW"  # 20 aa heavy junction
 LIGHT = "CQQYGSSPWTF"
@@ -151,11 +152,11 @@ def test_nucleotide_mode():
         cells.append(heavy(f"m{i}", nt=substitute(root, pos, alphabet="ACGT")))
     cells.append(heavy("far", nt=substitute(root, list(range(6, 30, 2)), alphabet="ACGT")))
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr, CloneParams(threshold=0.15))
+    define_clones(airr, CloneParams.from_config(threshold=0.15))
     cl = clones_of(airr)
     assert len({cl[f"S1_{b}"] for b in ["r", "m0", "m1", "m2"]}) == 1
     assert cl["S1_far"] != cl["S1_r"]
-    define_clones(airr, CloneParams(threshold=0.0))  # exact matches only
+    define_clones(airr, CloneParams.from_config(threshold=0.0))  # exact matches only
     assert airr.obs["clone_id"].nunique() == 5
 
 
@@ -186,7 +187,7 @@ def test_light_chain_split_and_heavy_only():
     assert len(kappa) == 1
     assert cl["S1_l0"] not in kappa
     assert cl["S1_h0"] in kappa
-    define_clones(airr, CloneParams(sequence="aa", threshold=0.155, split_light=False))
+    define_clones(airr, CloneParams.from_config(sequence="aa", threshold=0.155, split_light=False))
     assert airr.obs["clone_id"].nunique() == 1
     # a cell with both light chains (isotypic inclusion) matches either: it bridges them
     cells += [heavy("dual"), light("dual", umi=9), light("dual", umi=2, **lam)]
@@ -201,7 +202,7 @@ def test_light_only_cells(mode):
     cells += [heavy("x", substitute(ROOT, [3, 6, 9, 12, 15]), v="IGHV1-2"), light("x", LIGHT2)]
     cells += [light("pc1"), light("pc2"), light("pc3", LIGHT2), light("solo", "CQQHHHHHHTF")]
     airr = airr_of({"S1": cells}, {"S1": "P1"})
-    define_clones(airr, CloneParams(sequence="aa", threshold=0.155, light_only=mode))
+    define_clones(airr, CloneParams.from_config(sequence="aa", threshold=0.155, light_only=mode))
     cl = airr.obs["clone_id"]
     chain = airr.obs["clone_id_chain"]
     if mode == "exclude":

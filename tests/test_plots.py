@@ -7,6 +7,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from cartrack import plots
+from cartrack.b_cell_tables import isotype_table
+from cartrack.design import CELL_TYPES
+from cartrack.tracking import sheet_table
 
 matplotlib.use("Agg")
 
@@ -23,7 +26,7 @@ SAMPLES = pd.DataFrame(
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    plots.set_style()
+    plots.set_style(font_size=7)
     yield
     matplotlib.pyplot.close("all")
 
@@ -81,6 +84,40 @@ def elimination():
             "naive_fraction_at_recovery": [0.95, np.nan],
         }
     )
+
+
+def status_counts(clones):
+    """elimination.tsv's clone counts by status (all clones, double-positive ones)."""
+    rows = []
+    for patient, c in clones.groupby("patient"):
+        dp = c[c["double_positive"].astype(str).str.lower() == "true"]
+        row = {"patient": patient, "n_clones": len(c), "n_dp_clones": len(dp)}
+        for s in ("eliminated", "persistent", "emergent", "early_only", "not_assessable"):
+            row[f"n_{s}"] = int((c["status"] == s).sum())
+            row[f"n_dp_{s}"] = int((dp["status"] == s).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def isotypes_of(obs):
+    """isotypes.tsv of the cells in `obs` (gene-expression cells with their V(D)J isotype)."""
+    samples = sheet_table(SAMPLES, post_min_day=28, visit_window_days=3)
+    return isotype_table(obs[["isotype"]], obs[["sample"]], samples)
+
+
+def car_t_samples(obs):
+    """car_t.tsv's CAR-T counts of the cells in `obs` (CAR calls in T_CD4 / T_CD8 cells)."""
+    o = obs.assign(
+        t=obs["cell_type"].astype(str).isin(["T_CD4", "T_CD8"]),
+        car=lambda d: d["car_t"] & d["t"],
+    )
+    by = o.groupby(o["sample"].astype(str), observed=True)
+    table = SAMPLES.set_index("sample").loc[by.size().index].reset_index()
+    table["n_cells"] = by.size().to_numpy()
+    table["n_t_cells"] = by["t"].sum().to_numpy()
+    table["n_car_t"] = by["car"].sum().to_numpy()
+    table["car_t_fraction"] = table["n_car_t"] / table["n_t_cells"].where(table["n_t_cells"] > 0)
+    return table
 
 
 @pytest.fixture
@@ -233,7 +270,7 @@ def test_unknown_palette_is_an_error():
 
 
 def test_cell_type_colours_cover_the_vocabulary_and_are_distinct():
-    assert set(plots.CELL_TYPE_COLOURS) == set(plots.CELL_TYPES)
+    assert set(plots.CELL_TYPE_COLOURS) == set(CELL_TYPES)
     assert len(set(plots.CELL_TYPE_COLOURS.values())) == 12
 
 
@@ -373,7 +410,7 @@ def test_clone_tracking_bands_join_consecutive_samples(clones, timeline):
 
 def test_clone_status_without_double_positive_clones(clones):
     none = clones.assign(double_positive=False)
-    fig = plots.clone_status(none)
+    fig = plots.clone_status(status_counts(none))
     axes = visible_axes(fig)
     assert len(axes) == 2
     assert "none" in [t.get_text() for t in axes[1].texts]
@@ -392,7 +429,7 @@ def test_reconstitution_three_panels_with_gaps(b_cells, elimination):
 
 
 def test_isotypes_pool_subclasses(obs):
-    table = plots.isotype_table(obs)
+    table = isotypes_of(obs)
     assert set(table["isotype"]) == {"IgM", "IgG", "IgA"}
     assert table.groupby("sample")["fraction"].sum().round(6).eq(1).all()
     fig = plots.isotypes(table)
@@ -447,11 +484,13 @@ def test_gsea_dotplot(gsea):
 
 
 def test_car_t_share_of_t_cells(obs):
-    table = plots.car_t_table(obs)
-    row = table.set_index("sample").loc["P1_D14"]
-    assert row["n_t_cells"] == 20 and row["n_car_t"] == 5
-    assert row["car_t_fraction"] == pytest.approx(0.25)
-    assert table.set_index("sample").loc["P1_base", "car_t_fraction"] == 0
+    table = car_t_samples(obs)
+    fig = plots.car_t(table.assign(n_cells=lambda d: d["n_cells"].where(d["sample"] != "P1_M6", 0)))
+    (ax,) = visible_axes(fig)
+    assert len(ax.lines) == 2 + 1  # two patients and the infusion line
+    p1 = ax.lines[0]
+    assert list(p1.get_xdata()) == [-5, 14]  # a sample without cells (emptied by QC) not drawn
+    assert list(p1.get_ydata()) == [0, 25]
     fig = plots.car_t(table)
     (ax,) = visible_axes(fig)
     assert len(ax.lines) == 2 + 1  # two patients and the infusion line
@@ -470,11 +509,11 @@ EMPTY_CASES = {
     "clone_tracking": lambda e: plots.clone_tracking(e, e),
     "clone_status": lambda e: plots.clone_status(e),
     "reconstitution": lambda e: plots.reconstitution(e),
-    "isotypes": lambda e: plots.isotypes(plots.isotype_table(e)),
+    "isotypes": lambda e: plots.isotypes(e),
     "signatures_time": lambda e: plots.signatures_time(e),
     "signature_changes": lambda e: plots.signature_changes(e),
     "gsea": lambda e: plots.gsea_dotplot(e),
-    "car_t": lambda e: plots.car_t(plots.car_t_table(e)),
+    "car_t": lambda e: plots.car_t(e),
 }
 
 
@@ -513,8 +552,8 @@ def test_patient_without_b_cells(b_cells, clones, timeline, obs):
     o3["patient"] = "P3"
     o3["cell_type"] = o3["cell_type"].astype(str).replace("B_naive", "NK")
     o3["isotype"] = ""
-    assert plots.isotype_table(o3).empty
-    only_t = plots.car_t_table(o3[o3["cell_type"] == "monocyte"])
+    assert isotype_table(o3[["isotype"]], o3[["sample"]], pd.DataFrame()).empty
+    only_t = car_t_samples(o3[o3["cell_type"] == "monocyte"])
     assert only_t["car_t_fraction"].isna().all()  # no T cells: share undefined, not 0
     plots.car_t(only_t)
 
@@ -565,3 +604,18 @@ def test_figures_target_and_report(tiny_run):
     html = (tiny_run / "results" / "report.html").read_text(errors="replace")
     for stem in stems:
         assert f"{stem}.png" in html, stem
+
+
+def test_isotype_table_counts_gene_expression_cells_only(obs):
+    """isotypes.tsv (rule bcr_clones) counts V(D)J cells that are gene-expression cells."""
+    samples = sheet_table(SAMPLES, post_min_day=28, visit_window_days=3)
+    bcr = pd.concat([obs[["isotype"]], pd.DataFrame({"isotype": ["IgE"]}, index=["no_gex"])])
+    table = isotype_table(bcr, obs[["sample"]], samples)
+    assert "IgE" not in set(table["isotype"])
+    assert table["n_cells"].sum() == (obs["isotype"].astype(str) != "").sum()
+    assert list(table.columns[:5]) == ["sample", "patient", "day", "tissue", "timepoint"]
+
+
+def test_save_takes_the_pdf_path_of_a_rule_output(tmp_path, qc):
+    pdf, png = plots.save(plots.qc_cells(qc), tmp_path / "qc_cells.pdf", dpi=50)
+    assert (pdf.name, png.name) == ("qc_cells.pdf", "qc_cells.png") and png.exists()

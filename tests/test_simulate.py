@@ -10,7 +10,9 @@ from cartrack import simulate_bcr as bcr
 from cartrack import simulate_expression as ex
 from cartrack.design import B_CELLS
 from cartrack.io import read_gex
-from cartrack.simulate import SAMPLE_DEPTH, SCENARIOS, Cohort, interpolate, write_cohort
+from cartrack.params import DemoParams
+from cartrack.simulate import Cohort, write_cohort
+from cartrack.simulate_scenarios import SAMPLE_DEPTH, SCENARIOS, interpolate
 
 IFN = ["IFI27", "IFI44L", "IFIT1", "ISG15", "RSAD2", "SIGLEC1"]
 BAFF = ["TNFRSF13C", "TNFRSF13B", "NFKB2", "RELB", "TNFSF13B"]
@@ -48,7 +50,7 @@ def simulate(folder, cells=300, seed=3):
         ifn_genes=IFN,
         baff_genes=BAFF,
         truth_dir=folder / "truth",
-        cells_per_sample=cells,
+        demo=DemoParams.from_config(cells_per_sample=cells),
         seed=seed,
     )
     return folder
@@ -376,7 +378,8 @@ def test_bcr_recovery_doublets_ambient_and_calls(cohort_dir, truth):
 def test_b_b_doublets_carry_two_heavy_chains(tmp_path):
     rows = [("S", "P1", -3, "PB", "S/m.h5", "S/filtered_contig_annotations.csv")]
     write_cohort(sheet(tmp_path, rows), ifn_genes=IFN, baff_genes=BAFF,
-                 truth_dir=tmp_path / "truth", cells_per_sample=400, doublet_rate=0.3)  # fmt: skip
+                 truth_dir=tmp_path / "truth",
+                 demo=DemoParams.from_config(cells_per_sample=400, doublet_rate=0.3))  # fmt: skip
     truth = pd.read_csv(tmp_path / "truth" / "truth_cells.tsv", sep="\t", keep_default_na=False)
     tenx = pd.read_csv(tmp_path / "S" / "filtered_contig_annotations.csv")
     heavy = tenx[(tenx["chain"] == "IGH") & tenx["productive"]].groupby("barcode").size()

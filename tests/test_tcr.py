@@ -133,7 +133,7 @@ def test_two_mice_never_share_a_clonotype(real):
 
 
 def _contig(barcode, chain, cdr3_nt, v):
-    from cartrack.bcr import translate
+    from cartrack.airr_fields import translate
 
     return {
         "barcode": barcode,

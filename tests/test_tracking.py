@@ -1,4 +1,5 @@
-"""Tests for cartrack.tracking: the elimination test, status rules, recovery and diversity.
+"""Tests for cartrack.tracking, tracking_stats and b_cell_tables: the elimination test,
+status rules, recovery and diversity.
 
 The statistical tests use a small generator of tracked cells (no V(D)J parsing): clones of a
 heavy-tailed repertoire dealt to baseline and post-infusion samples.
@@ -12,26 +13,44 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cartrack.b_cell_tables import b_cell_table, b_recovery, diversity_table, elimination_table
 from cartrack.bcr import build_airr, clean_chains
 from cartrack.design import InputError, phase
-from cartrack.tracking import (
-    b_cell_table,
-    b_recovery,
+from cartrack.params import CloneParams, TrackingParams
+from cartrack.tracking import clone_tables as _clone_tables
+from cartrack.tracking import sheet_table, track_clones
+from cartrack.tracking_stats import (
     clone_status,
-    clone_tables,
-    diversity_table,
-    elimination_table,
     hill_numbers,
     p_missed,
     q_values,
     rarefied_hill_numbers,
     shannon_evenness,
-    sheet_table,
     top_clone_fraction,
-    track_clones,
 )
 
 ALPHA = 0.05
+TRACKING = TrackingParams.from_config()  # the config schema's defaults
+
+
+def clone_tables(cells, samples, **kwargs):
+    """:func:`cartrack.tracking.clone_tables`, the schema's defaults for what a test omits."""
+    defaults = {"fdr_family": TRACKING.fdr_family, "compartments": TRACKING.compartments}
+    return _clone_tables(cells, samples, **{**defaults, **kwargs})
+
+
+def run_tracking(parts, gex, sheet, **tracking):
+    """:func:`cartrack.tracking.track_clones` with the schema's defaults but `tracking`."""
+    return track_clones(
+        parts,
+        gex,
+        sheet,
+        tracking=TrackingParams.from_config(tracking),
+        clone=CloneParams.from_config(),
+        productive_only=True,
+    )
+
+
 ROOT = "CARDGYSSSWYPYYYGMDVW"
 LIGHT = "CQQYGSSPWTF"
 
@@ -327,7 +346,7 @@ def test_clone_tables_by_hand():
         {"patient": ["P1"], "sample": ["base"], "tissue": ["PB"], "day": [-7],
          "b_fraction": [0.1], "naive_fraction": [0.5], "n_b_cells": [50]}
     )  # fmt: skip
-    elim = elimination_table(clones, b_cells).iloc[0]
+    elim = elimination_table(clones, b_cells, recovery_level=0.01, recovery_min_b_cells=20).iloc[0]
     assert (elim["n_dp_clones"], elim["n_dp_eliminated"], elim["n_dp_persistent"]) == (1, 1, 0)
     assert elim["expected_false_eliminated"] == pytest.approx(p["C"] + p["N"])
     assert elim["n_early_only"] == 1 and pd.isna(elim["b_recovery_day"])
@@ -488,7 +507,7 @@ def test_b_recovery_by_hand():
             "n_b_cells": [50, 0, 1, 2, 200, 25, 60],
         }
     )
-    rec = b_recovery(b, level=0.01).loc["P1"]
+    rec = b_recovery(b, level=0.01, min_b_cells=20).loc["P1"]
     assert rec["nadir_day"] == 14
     assert rec["b_recovery_day"] == 120  # BM at day 100 does not count
     assert rec["b_recovery_after_day"] == 90  # recovery lies between day 90 and day 120
@@ -497,10 +516,10 @@ def test_b_recovery_by_hand():
     rec = b_recovery(few, level=0.01, min_b_cells=20).loc["P1"]
     assert pd.isna(rec["naive_fraction_at_recovery"])
     never = b.assign(b_fraction=np.where(b["day"] > 0, 0.001, 0.1))
-    assert pd.isna(b_recovery(never, level=0.01).loc["P1", "b_recovery_day"])
+    assert pd.isna(b_recovery(never, level=0.01, min_b_cells=20).loc["P1", "b_recovery_day"])
     # B cells never below the level: no aplasia, so no recovery day either
     flat = b.assign(b_fraction=np.where(b["day"] > 0, 0.2, 0.1))
-    rec = b_recovery(flat, level=0.01).loc["P1"]
+    rec = b_recovery(flat, level=0.01, min_b_cells=20).loc["P1"]
     assert pd.isna(rec["b_recovery_day"]) and pd.isna(rec["b_recovery_after_day"])
 
 
@@ -595,7 +614,7 @@ def _parts_and_sheet():
 
 def test_track_clones_end_to_end(tmp_path):
     parts, sheet, gex = _parts_and_sheet()
-    res = track_clones(parts, gex, sheet, dp_min_baseline_cells=3, post_min_day=28)
+    res = run_tracking(parts, gex, sheet, dp_min_baseline_cells=3, post_min_day=28)
     clones = res.clones.set_index("clone_id")
     big = clones.loc["P1_C1"]
     assert big["n_cells"] == 3  # a, b, c; nogex and tcell are not B-lineage GEX cells
@@ -631,7 +650,8 @@ def test_track_clones_end_to_end(tmp_path):
     res.airr.write_h5ad(tmp_path / "airr.h5ad")
     back = ad.read_h5ad(tmp_path / "airr.h5ad")
     assert back.obs["clone_id"].notna().sum() == res.airr.obs["clone_id"].notna().sum()
-    no_bcr = b_cell_table(gex, res.airr.obs.iloc[:0], res.airr.obs.iloc[:0], sheet_table(sheet))
+    empty = res.airr.obs.iloc[:0]
+    no_bcr = b_cell_table(gex, empty, empty, sheet_table(sheet), unmutated_max_mu_freq=0.02)
     assert (no_bcr["n_bcr_cells"] == 0).all() and no_bcr["igm_igd_fraction"].isna().all()
 
 
@@ -666,7 +686,7 @@ def test_one_sample_with_bcr_read_back_from_h5ad(tmp_path):
     read = [ad.read_h5ad(p) for p in paths]
     assert isinstance(read[0].obs["sample"].dtype, pd.CategoricalDtype)
     sheet["bcr"] = ["x.csv", "", "", ""]
-    res = track_clones(read, gex, sheet)
+    res = run_tracking(read, gex, sheet)
     assert len(res.clones) and (res.clones["n_cells_post"] == 0).all()
     assert (res.clones["status"] == "not_assessable").all()  # no V(D)J after infusion
     assert res.clone_timeline["clone_fraction"].between(0, 1).all()
@@ -677,7 +697,7 @@ def test_track_clones_rejects_unknown_samples():
     sheet = pd.DataFrame({"sample": ["S1"], "patient": "P1", "day": [0], "tissue": "PB"})
     gex = pd.DataFrame({"sample": ["S1"], "cell_type": ["B_naive"]}, index=["S1_a"])
     with pytest.raises(InputError, match="ghost"):
-        track_clones([part], gex, sheet)
+        run_tracking([part], gex, sheet)
 
 
 # --------------------------------------------------------------------- figure
@@ -686,7 +706,7 @@ def test_diversity_figure(tmp_path):
 
     rng = np.random.default_rng(3)
     cells, samples, _ = repertoire_cohort(rng, n_patients=2, n_baseline=100, ratio=3)
-    table = diversity_table(cells, samples)
+    table = diversity_table(cells, samples, min_cells=20)
     fig = plots.diversity(table)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 6

@@ -9,7 +9,7 @@ import pytest
 from workflow_helpers import REPO, read_table
 
 from cartrack.design import B_CELLS
-from cartrack.simulate import LINEAGE
+from cartrack.simulate_scenarios import LINEAGE
 
 pytestmark = pytest.mark.workflow
 

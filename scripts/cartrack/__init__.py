@@ -2,7 +2,13 @@
 
 The library behind the workflow.
 
-Modules: `sheet` (sample sheet), `simulate` (demo cohort), `io` (gene-expression readers),
-`qc`, `integrate`, `annotate`, `bcr` (V(D)J ingest), `clones`, `signatures`, `plots`.
+Modules: `design` (the study design's vocabulary), `sheet` (sample sheet), `checks` (input
+checks), `simulate` with `simulate_scenarios`, `simulate_files`, `simulate_expression`,
+`simulate_bcr`, `simulate_tcr` (demo cohort), `io` (gene-expression readers), `qc`,
+`integrate`, `annotate`, `airr_fields` (V(D)J field values), `bcr` (V(D)J ingest), `tcr`,
+`clones`, `clone_threshold`, `double_positive`, `tracking` (per-clone tables and the whole
+step), `tracking_stats` (elimination test, diversity), `b_cell_tables` (per-sample and
+per-patient tables), `car_t`, `signatures`, `pseudobulk`, `gsea`, `cohort`, `tables` (TSV
+in and out), `plots` (figures), `workarounds` (dependency bugs), `logs`.
 Nothing here imports snakemake: every function is testable on its own.
 """

@@ -42,7 +42,8 @@ from scipy import stats
 
 from cartrack.design import T_CELLS
 from cartrack.tcr import chain_qc_table, prepare_tcr
-from cartrack.tracking import shannon_evenness, sheet_table
+from cartrack.tracking import sheet_table
+from cartrack.tracking_stats import shannon_evenness
 
 log = logging.getLogger(__name__)
 

@@ -354,7 +354,8 @@ def _csv_rows(path: Path, delimiter: str) -> tuple[list[str], list[dict]]:
 
 def bcr_header(path: str | Path) -> BcrHeader:
     """Barcodes, loci and productive chains of a sheet's ``bcr`` or ``tcr`` entry."""
-    from cartrack.bcr import _10X_CSV_COLUMNS, _to_bool, detect_format
+    from cartrack.airr_fields import to_bool
+    from cartrack.bcr import _10X_CSV_COLUMNS, detect_format
 
     path = Path(path)
     if path.stat().st_size == 0:
@@ -394,7 +395,7 @@ def bcr_header(path: str | Path) -> BcrHeader:
     for row in rows:
         locus = _locus(row)
         loci[locus] = loci.get(locus, 0) + 1
-        productive += _to_bool(row.get("productive")) is True
+        productive += to_bool(row.get("productive")) is True
     barcodes = {str(r.get(cell)) for r in rows if r.get(cell) not in (None, "")}
     return BcrHeader(barcodes, loci, productive if rows and "productive" in rows[0] else None)
 
@@ -431,8 +432,8 @@ def check_sample(
     *,
     genes: dict[str, str],
     gene_sets: Iterable[str | Path] = (),
-    min_barcode_overlap: float = 0.05,
-    warn_barcode_overlap: float = 0.5,
+    min_barcode_overlap: float,
+    warn_barcode_overlap: float,
 ) -> pd.DataFrame:
     """Open one sample's gex, bcr and tcr headers; raise InputError listing its problems.
 

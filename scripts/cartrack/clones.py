@@ -40,16 +40,17 @@ unique across the cohort.
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from cartrack.bcr import _is_missing, gene_name
+from cartrack.airr_fields import gene_name, is_missing
 from cartrack.clone_threshold import Threshold, encode, find_threshold, pairwise_hamming
 from cartrack.design import B_LINEAGE
+from cartrack.params import CloneParams
 
 log = logging.getLogger(__name__)
 
@@ -180,34 +181,6 @@ def cell_annotations(airr: ad.AnnData, *, sequence: str = "aa") -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # clone definition
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CloneParams:
-    """Clone-definition settings (config section ``bcr.clone``; see :func:`define_clones`)."""
-
-    sequence: str = "nt"
-    threshold: float | str = "auto"
-    threshold_method: str = "density"
-    fallback_threshold: float = 0.15
-    min_sequences: int = 50
-    valley_ratio: float = 0.8
-    min_mode_fraction: float = 0.01
-    max_threshold: float = 0.3
-    linkage: str = "single"
-    split_light: bool = True
-    light_threshold: float | None = None
-    light_only: str = "exclude"
-    include_multichain: bool = True
-    equivalent_genes: tuple[tuple[str, ...], ...] = EQUIVALENT_GENES
-
-    @classmethod
-    def from_config(cls, section: Mapping | None) -> "CloneParams":
-        """Typed parameters from the config section (keys as the field names)."""
-        section = dict(section or {})
-        if "equivalent_genes" in section:
-            section["equivalent_genes"] = tuple(tuple(g) for g in section["equivalent_genes"])
-        return cls(**section)
-
-
 def _equivalence_map(equivalent_genes: Sequence[Sequence[str]]) -> dict[str, str]:
     return {g.upper(): group[0].upper() for group in equivalent_genes for g in group}
 
@@ -222,7 +195,7 @@ def gene_set(call: object, equivalent_genes: Sequence[Sequence[str]] = EQUIVALEN
     group of `equivalent_genes` (named by its first member). Returns the sorted genes joined
     by ``,``, or an empty string for a missing call.
     """
-    if _is_missing(call):
+    if is_missing(call):
         return ""
     equiv = _equivalence_map(equivalent_genes)
     genes = set()
@@ -430,7 +403,7 @@ def define_clones(
     airr
         BCR AnnData after :func:`cartrack.bcr.index_chains`, with ``obs[group_key]``.
     params
-        :class:`CloneParams` (defaults when None).
+        :class:`cartrack.params.CloneParams` (the schema's defaults when None).
     group_key
         ``obs`` column that clones must not cross (the patient).
     key_added
@@ -443,7 +416,7 @@ def define_clones(
     n_sequences, note`` (also in ``uns["clone_thresholds"]``). ``obs["dist_nearest"]`` holds
     each heavy chain's distance to its nearest non-identical neighbour (SHazaM's column).
     """
-    p = params or CloneParams()
+    p = params if params is not None else CloneParams.from_config()
     if p.light_only not in LIGHT_ONLY_MODES:
         raise ValueError(f"light_only must be one of {LIGHT_ONLY_MODES}, got {p.light_only!r}")
     if p.sequence not in ("aa", "nt"):

@@ -1,9 +1,12 @@
-"""Assemble results/cohort.h5mu: the gex modality with every per-cell result, and airr."""
+"""results/cohort.h5mu: assembled from the gex modality with every per-cell result and airr;
+its cell metadata read back without the matrices."""
 
 import logging
+from pathlib import Path
 
 import anndata as ad
 import mudata as md
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -48,3 +51,24 @@ def protein_modality(counts: pd.DataFrame) -> ad.AnnData:
     mu.prot.pp.clr(prot)
     log.info("prot: %d cells x %d antibodies, CLR-normalised", prot.n_obs, prot.n_vars)
     return prot
+
+
+def read_obs(path: str | Path, *, umap: bool = False) -> pd.DataFrame:
+    """Cell metadata of the gene-expression modality (``mod/gex`` of an .h5mu, or an .h5ad).
+
+    Reads only ``obs`` (and ``obsm/X_umap`` as columns ``umap_1``, ``umap_2`` with `umap`),
+    never the expression matrix.
+    """
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        group = f["mod/gex"] if "mod" in f and "gex" in f["mod"] else f
+        obs = read_elem(group["obs"])
+        if umap:
+            if "obsm" in group and "X_umap" in group["obsm"]:
+                xy = np.asarray(read_elem(group["obsm/X_umap"]))[:, :2]
+                obs["umap_1"], obs["umap_2"] = xy[:, 0], xy[:, 1]
+            else:
+                log.warning("%s: no obsm/X_umap; the UMAP figure will be empty", path)
+    return obs

@@ -3,10 +3,11 @@
 import logging
 
 import anndata as ad
-import harmonypy
-import numpy as np
 import pandas as pd
 import scanpy as sc
+
+from cartrack.params import IntegrationParams
+from cartrack.workarounds import run_harmony
 
 log = logging.getLogger(__name__)
 
@@ -48,39 +49,33 @@ def merge_samples(samples: list[ad.AnnData], sheet: pd.DataFrame) -> ad.AnnData:
     return adata
 
 
-def normalise(adata: ad.AnnData, *, target_sum: float = 1e4) -> None:
+def normalise(adata: ad.AnnData, *, target_sum: float) -> None:
     """Keep raw counts in `layers["counts"]`; put log1p of depth-normalised counts in X."""
     adata.layers["counts"] = adata.X.copy()
     sc.pp.normalize_total(adata, target_sum=target_sum)
     sc.pp.log1p(adata)
 
 
-def embed(
-    adata: ad.AnnData,
-    *,
-    n_top_genes: int = 2000,
-    n_pcs: int = 30,
-    batch_key: str = "batch",
-    n_neighbors: int = 15,
-    exact_neighbors_max_cells: int = 50000,
-    leiden_resolution: float = 1.0,
-    seed: int = 0,
-) -> None:
+def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
     """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, UMAP, Leiden.
+
+    `params` (config section ``integration``): ``n_top_genes``, ``n_pcs``, ``batch_key``,
+    ``n_neighbors``, ``exact_neighbors_max_cells``, ``leiden_resolution``.
 
     PCA centres implicitly (arpack on the sparse matrix): the count matrix is never
     densified. Harmony is skipped when there is a single batch. The kNN graph is exact
     (scikit-learn) up to ``exact_neighbors_max_cells`` cells, approximate (pynndescent)
     above.
     """
+    batch_key = params.batch_key
     n_batches = adata.obs[batch_key].nunique()
     sc.pp.highly_variable_genes(
         adata,
-        n_top_genes=min(n_top_genes, adata.n_vars - 1),
+        n_top_genes=min(params.n_top_genes, adata.n_vars - 1),
         flavor="seurat",
         batch_key=batch_key if n_batches > 1 else None,
     )
-    n_pcs = min(n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1)
+    n_pcs = min(params.n_pcs, adata.n_obs - 1, int(adata.var["highly_variable"].sum()) - 1)
     sc.pp.pca(
         adata, n_comps=n_pcs, mask_var="highly_variable", svd_solver="arpack", random_state=seed
     )
@@ -90,10 +85,10 @@ def embed(
     else:
         log.info("one batch only: Harmony skipped")
         rep = "X_pca"
-    exact = adata.n_obs <= exact_neighbors_max_cells
+    exact = adata.n_obs <= params.exact_neighbors_max_cells
     sc.pp.neighbors(
         adata,
-        n_neighbors=n_neighbors,
+        n_neighbors=params.n_neighbors,
         use_rep=rep,
         transformer="sklearn" if exact else "pynndescent",
         random_state=seed,
@@ -102,21 +97,9 @@ def embed(
     sc.tl.umap(adata, random_state=seed)
     sc.tl.leiden(
         adata,
-        resolution=leiden_resolution,
+        resolution=params.leiden_resolution,
         random_state=seed,
         flavor="igraph",
         n_iterations=2,
         directed=False,
     )
-
-
-# --- harmonypy workaround --------------------------------------------------------------
-# sc.external.pp.harmony_integrate is broken with harmonypy 2.x (the corrected matrix comes
-# back transposed), so harmonypy is called directly and the orientation checked here.
-def run_harmony(pcs: np.ndarray, obs: pd.DataFrame, batch_key: str, seed: int) -> np.ndarray:
-    """Harmony-corrected PCs, cells x components."""
-    result = harmonypy.run_harmony(
-        pcs, obs[[batch_key]].astype(str), [batch_key], random_state=seed, verbose=False
-    )
-    z = np.asarray(result.Z_corr)
-    return z if z.shape == pcs.shape else z.T

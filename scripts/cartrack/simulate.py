@@ -3,7 +3,8 @@
 Entry point: ``write_cohort(sheet, ...)``. Each sheet row becomes one sample (patient, day,
 tissue, batch and the files to write). Expression comes from ``simulate_expression`` (the
 simulator's own programmes, realistic detection, ambient RNA, patient / batch / depth
-effects); BCRs from ``simulate_bcr`` (real germline V(D)J, SHM lineage trees).
+effects); BCRs from ``simulate_bcr`` (real germline V(D)J, SHM lineage trees); the
+scenarios' numbers from ``simulate_scenarios``; the files are written by ``simulate_files``.
 
 Patients play scenarios, by their position in the sorted patient list (``SCENARIOS``,
 cycling): 0 ``reference`` (DP, memory and marrow plasma-cell clones eliminated, B cells back
@@ -57,103 +58,57 @@ true within-type programme level relative to rest; BAFF acts in B-lineage cells 
 ligand, in monocytes), ``signature_scenario``.
 """
 
-import gzip
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
-import scipy.io
 import scipy.sparse as sp
 
 from cartrack import simulate_bcr as bcr
 from cartrack import simulate_expression as ex
 from cartrack.design import B_LINEAGE, CELL_TYPES, NAIVE_B, PRODUCT, T_CELLS
+from cartrack.params import DemoParams
+from cartrack.simulate_files import (
+    contig_records,
+    write_10x_h5,
+    write_10x_mtx,
+    write_contigs_10x,
+    write_contigs_airr,
+)
+from cartrack.simulate_scenarios import (
+    AGGREGATE_SHARE,
+    AMBIENT_BCR,
+    AMBIENT_RNA,
+    B_RETURN_SHARE,
+    BAFF_FOLD,
+    BM_BASELINE,
+    CAR_SHARE,
+    CLONE_PLAN,
+    FLAT_BAFF,
+    FLAT_IFN,
+    HEAVY_RECOVERY,
+    IFN_FOLD,
+    KIND_TYPE,
+    LDG_SHARE,
+    LIGHT_RECOVERY,
+    LINEAGE,
+    MONOCYTE_POST,
+    PB_BASELINE,
+    PLASMA_HEAVY_LOSS,
+    POST_DAY,
+    PROLIFERATING_CAR,
+    PUBLIC_SHARE,
+    RETURNING_B,
+    RETURNING_B_PERSISTENT,
+    SAMPLE_DEPTH,
+    SCENARIOS,
+    interpolate,
+)
 from cartrack.simulate_tcr import PRODUCT_CAR_SHARE, PRODUCT_COMPOSITION
 
 log = logging.getLogger(__name__)
-
-POST_DAY = 28  # tracking.post_min_day's default: truth counts use the same split
-LINEAGE = {
-    **dict.fromkeys(B_LINEAGE[:4], "B"),
-    "plasmablast": "plasma",
-    "plasma_cell": "plasma",
-    "T_CD4": "T",
-    "T_CD8": "T",
-    "NK": "NK",
-    "monocyte": "myeloid",
-    "DC": "myeloid",
-    "other": "other",
-}
-KIND_TYPE = {**{t: t for t in CELL_TYPES}, **dict.fromkeys(ex.SUBTYPES["other"], "other")}
-# Composition before normalisation (shares of cells). SLE blood at baseline is lymphopenic
-# with many monocytes; marrow holds plasma cells, erythroid cells and progenitors.
-PB_BASELINE = {
-    "B_naive": 4.0, "B_transitional": 0.4, "B_memory": 4.0, "B_atypical": 5.0,
-    "plasmablast": 4.0, "T_CD4": 30, "T_CD8": 18, "NK": 10, "monocyte": 24, "DC": 2.5,
-    "platelet": 1.5, "erythroid": 0.3,
-}  # fmt: skip
-BM_BASELINE = {
-    "B_naive": 3, "B_transitional": 1.5, "B_memory": 1.5, "B_atypical": 0.5,
-    "plasmablast": 0.8, "plasma_cell": 6, "T_CD4": 14, "T_CD8": 12, "NK": 5, "monocyte": 28,
-    "DC": 3, "erythroid": 12, "progenitor": 4, "LDG": 2, "platelet": 1,
-}  # fmt: skip
-MONOCYTE_POST = 0.6  # monocytes shrink to this share of baseline once lymphocytes are back
-LDG_SHARE = 0.05  # low-density granulocytes in a flagged sample's PBMCs
-AGGREGATE_SHARE = 0.25  # monocytes with a platelet attached in a flagged sample
-# Returning B cells: transitional and naive, few memory (Mackensen 2022); the `persistent`
-# patient also regains some memory, atypical and plasmablast cells (its persisting clones).
-RETURNING_B = {"B_naive": 0.62, "B_transitional": 0.33, "B_memory": 0.05, "B_atypical": 0.0}
-RETURNING_B_PERSISTENT = {
-    "B_naive": 0.45, "B_transitional": 0.2, "B_memory": 0.15, "B_atypical": 0.1,
-    "plasmablast": 0.1,
-}  # fmt: skip
-B_RETURN_SHARE = [(0, 0.05), (60, 0.10), (150, 0.14)]  # by days since recovery
-CAR_SHARE = [(7, 0.15), (14, 0.35), (28, 0.15), (90, 0.04), (180, 0.02), (365, 0.01)]
-PROLIFERATING_CAR = (7, 21, 0.7)  # days, share of CAR-T cells cycling then
-IFN_FOLD = [(0, 4.0), (14, 2.0), (28, 1.6), (90, 1.0)]
-BAFF_FOLD = [(0, 3.0), (28, 2.0), (90, 1.0)]
-FLAT_IFN, FLAT_BAFF = 2.5, 2.0  # composition-only patients: within-type level at all days
-HEAVY_RECOVERY = (0.5, 0.8)  # per sample (10x V(D)J: heavy chains are the harder half)
-LIGHT_RECOVERY = 0.88
-PLASMA_HEAVY_LOSS = 0.4  # extra heavy-chain loss in plasma cells (light-only cells)
-AMBIENT_BCR = 0.03  # T / NK cells that pick up an ambient Ig contig, where plasma cells are
-SAMPLE_DEPTH = (0.8, 2.0)  # per-sample depth factor over REF_DEPTH profiles (2.5x range)
-AMBIENT_RNA = (0.01, 0.05)  # share of each droplet's expected counts from the sample's soup
-# A public clone: in the `convergent` patient, some otherwise unclonal memory / atypical B
-# cells at baseline belong to a clone whose heavy junction (amino acids) equals a memory
-# clone's of the previous patient (same V and J, other codons, its own V mutations and light
-# chain). Drawn from its own generator, so the cohort's main random stream is unchanged.
-PUBLIC_SHARE = {"B_memory": 0.5, "B_atypical": 0.5}
-
-SCENARIOS = [
-    {"scenario": "reference", "recovery": 80.0, "persist": (), "signatures": "true_fall",
-     "ldg": True},
-    {"scenario": "persistent", "recovery": 150.0, "persist": ("dp", "memory", "llpc"),
-     "signatures": "composition_only", "aggregates": True, "convergent": True},
-    {"scenario": "same_repertoire", "recovery": None, "persist": ("dp", "memory", "llpc"),
-     "signatures": "true_fall", "null": True, "ldg": True},
-    {"scenario": "non_recovering", "recovery": np.inf, "persist": ("llpc",),
-     "signatures": "composition_only", "shallow": True, "aggregates": True,
-     "marrow_only_llpc": True},
-]  # fmt: skip
-# Expanded clones: kind -> [(share of each cell type's cells, tissues)], per patient. Active
-# SLE blood holds oligoclonal plasmablast / DN2 expansions, so the DP clones are large.
-CLONE_PLAN = {
-    "dp": [({"plasmablast": 0.45, "B_atypical": 0.3}, ("PB", "BM")),
-           ({"plasmablast": 0.3, "B_atypical": 0.2}, ("PB", "BM"))],
-    "memory": [({"B_memory": 0.3}, ("PB", "BM")), ({"B_memory": 0.2}, ("PB", "BM"))],
-    "llpc": [({"plasma_cell": 0.3, "plasmablast": 0.03}, ("BM",)),
-             ({"plasma_cell": 0.2}, ("BM",))],
-}  # fmt: skip
-
-
-def interpolate(day: float, table: list[tuple[float, float]]) -> float:
-    """Piecewise-linear lookup in a (day, value) table, flat beyond its ends."""
-    days, values = zip(*table, strict=True)
-    return float(np.interp(day, days, values))
 
 
 @dataclass
@@ -540,114 +495,32 @@ class Cohort:
         means += (a / (1 - a) * means.sum(axis=1))[:, None] * soup[None, :]
 
 
-# -- writers (real Cell Ranger formats) --------------------------------------------------
-def write_10x_h5(path: Path, counts, barcodes: list[str], features: list[str]) -> None:
-    """Cell Ranger >= 3 filtered_feature_bc_matrix.h5 (genes x cells, CSC)."""
-    m = sp.csc_matrix(counts.T.astype(np.int32))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        g = f.create_group("matrix")
-        g.create_dataset("barcodes", data=np.array(barcodes, dtype="S"))
-        g.create_dataset("data", data=m.data, compression="gzip")
-        g.create_dataset("indices", data=m.indices.astype(np.int64), compression="gzip")
-        g.create_dataset("indptr", data=m.indptr.astype(np.int64))
-        g.create_dataset("shape", data=np.array(m.shape, dtype=np.int32))
-        fg = g.create_group("features")
-        fg.create_dataset("_all_tag_keys", data=np.array([b"genome"]))
-        fg.create_dataset("feature_type", data=np.array([b"Gene Expression"] * len(features)))
-        fg.create_dataset("genome", data=np.array([b"GRCh38"] * len(features)))
-        fg.create_dataset("id", data=np.array([feature_id(f) for f in features], dtype="S"))
-        fg.create_dataset("name", data=np.array(features, dtype="S"))
-
-
-def write_10x_mtx(folder: Path, counts, barcodes: list[str], features: list[str]) -> None:
-    """Cell Ranger >= 3 filtered_feature_bc_matrix/ folder (gzipped mtx and tsv)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with gzip.GzipFile(folder / "matrix.mtx.gz", "wb", mtime=0) as f:
-        scipy.io.mmwrite(f, sp.coo_matrix(counts.T.astype(np.int32)), field="integer")
-    with gzip.GzipFile(folder / "barcodes.tsv.gz", "wb", mtime=0) as f:
-        f.write(("\n".join(barcodes) + "\n").encode())
-    with gzip.GzipFile(folder / "features.tsv.gz", "wb", mtime=0) as f:
-        f.write("".join(f"{feature_id(g)}\t{g}\tGene Expression\n" for g in features).encode())
-
-
-def feature_id(name: str) -> str:
-    return name if name.startswith("CAR_") else f"ENSG{abs(hash_str(name)) % 10**11:011d}"
-
-
-def hash_str(s: str) -> int:
-    """A stable string hash (Python's hash() is salted per process)."""
-    h = 0
-    for ch in s:
-        h = (h * 131 + ord(ch)) % (2**61 - 1)
-    return h
-
-
-TENX_COLUMNS = [
-    "barcode", "is_cell", "contig_id", "high_confidence", "length", "chain", "v_gene",
-    "d_gene", "j_gene", "c_gene", "full_length", "productive", "cdr3", "cdr3_nt", "reads",
-    "umis", "raw_clonotype_id", "raw_consensus_id",
-]  # fmt: skip
-
-
-def contig_records(truth, chains, rng, *, airr: bool) -> list[dict]:
-    """AIRR (with alignments) or 10x CSV rows for every droplet's contigs."""
-    rows = []
-    for barcode, got in zip(truth["barcode"], chains, strict=True):
-        for i, entry in enumerate(got, start=1):
-            r, c_gene = entry[0], entry[1]
-            umis = 1 if len(entry) > 2 else int(rng.integers(2, 30))
-            cid = f"{barcode}_contig_{i}"
-            c_gene = c_gene if r.locus == "IGH" else ("IGKC" if r.locus == "IGK" else "IGLC2")
-            if airr:
-                rows.append(bcr.airr_record(r, rng, cell_id=barcode, contig_id=cid,
-                                            c_call=c_gene, umis=umis))  # fmt: skip
-            else:
-                rows.append(bcr.tenx_record(r, rng, barcode=barcode, contig_id=cid,
-                                            c_gene=c_gene, umis=umis))  # fmt: skip
-    return rows
-
-
-def write_contigs_10x(path: Path, rows: list[dict]) -> None:
-    """filtered_contig_annotations.csv, with a few non-productive contigs as real files."""
-    extra = [
-        {**r, "contig_id": r["contig_id"] + "_np", "productive": "False", "cdr3": "None",
-         "cdr3_nt": "None", "umis": 1, "reads": 30}
-        for r in rows[:: 40]
-    ]  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows + extra, columns=TENX_COLUMNS).to_csv(path, index=False)
-
-
-def write_contigs_airr(path: Path, rows: list[dict]) -> None:
-    """AIRR rearrangement TSV (IgBLAST-style calls with sequence / germline alignments)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=bcr.AIRR_COLUMNS).to_csv(path, sep="\t", index=False)
-
-
 def write_cohort(
     sheet: pd.DataFrame,
     *,
     ifn_genes: list[str],
     baff_genes: list[str],
     truth_dir: Path,
-    cells_per_sample: int = 500,
-    low_quality_rate: float = 0.05,
-    doublet_rate: float = 0.04,
+    demo: DemoParams,
     seed: int = 0,
     germline: Path = bcr.GERMLINE,
 ) -> None:
     """Write every sample of `sheet` (absolute `gex` / `bcr` paths) and the truth tables.
 
     The format follows the file name: `.h5` -> Cell Ranger HDF5, a folder -> mtx folder;
-    `.csv` -> 10x contig CSV, `.tsv` -> AIRR rearrangement.
+    `.csv` -> 10x contig CSV, `.tsv` -> AIRR rearrangement. `demo` (config section ``demo``)
+    gives the cells per sample (before each scenario's factor) and the rates of low-quality
+    cells and doublets.
     """
     cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed, germline=germline)
     truth_dir.mkdir(parents=True, exist_ok=True)
     all_truth = []
     for _, row in sheet.iterrows():
         counts, truth, chains = cohort.sample(
-            row, cells_per_sample, low_quality_rate=low_quality_rate, doublet_rate=doublet_rate
+            row,
+            demo.cells_per_sample,
+            low_quality_rate=demo.low_quality_rate,
+            doublet_rate=demo.doublet_rate,
         )
         barcodes = truth["barcode"].tolist()
         gex = Path(row["gex"])

@@ -37,14 +37,14 @@ import pandas as pd
 
 from cartrack.bcr import (
     TR_LOCI,
-    _airr_array,
-    _clonotype_clusters,
     harmonise_airr,
     index_chains,
     merge_bcr,
     read_bcr,
 )
 from cartrack.design import InputError
+from cartrack.workarounds import airr_array as _airr_array
+from cartrack.workarounds import clonotype_clusters as _clonotype_clusters
 
 log = logging.getLogger(__name__)
 

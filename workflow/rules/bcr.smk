@@ -23,14 +23,14 @@ rule bcr_read:
     params:
         samples=bcr_samples(),
         receptor="bcr",
-        cells_only=config["bcr"]["cells_only"],
-        productive_only=config["bcr"]["productive_only"],
+        # only the keys it reads (not bcr.clone): tuning clones must not re-read every file
+        cfg=config_for(ReadParams, config["bcr"]),
     script:
         "../../scripts/vdj_read.py"
 
 
 rule bcr_clones:
-    """Merge samples, chain QC, clones within patients, clones/timeline/B-cell/elimination tables."""
+    """Merge samples, chain QC, clones within patients, the clone-tracking and B-cell tables."""
     input:
         bcr="results/bcr/read.h5ad",
         gex="results/gex/annotated.h5ad",
@@ -60,6 +60,11 @@ rule bcr_clones:
             caption="../report/table_diversity.rst",
             category="3. B-cell reconstitution",
         ),
+        isotypes=report(
+            "results/tables/isotypes.tsv",
+            caption="../report/table_isotypes.rst",
+            category="3. B-cell reconstitution",
+        ),
         chain_qc=report(
             "results/tables/chain_qc.tsv",
             caption="../report/table_chain_qc.rst",
@@ -84,8 +89,7 @@ rule bcr_clones:
         runtime=runtime(60),
     params:
         sheet=SHEET,
-        productive_only=config["bcr"]["productive_only"],
-        clone=config["bcr"]["clone"],
+        bcr=config["bcr"],
         tracking=config["tracking"],
     script:
         "../../scripts/bcr_clones.py"

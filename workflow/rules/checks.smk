@@ -36,7 +36,6 @@ rule check_inputs:
             f"tracking.{key}": config["tracking"][key]
             for key in ("cd19_gene", "bcma_gene")
         },
-        min_barcode_overlap=config["checks"]["min_barcode_overlap"],
-        warn_barcode_overlap=config["checks"]["warn_barcode_overlap"],
+        cfg=config["checks"],
     script:
         "../../scripts/check_inputs.py"

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,7 @@ from cartrack.checks import (  # noqa: E402
     check_yaml_syntax,
 )
 from cartrack.design import InputError  # noqa: E402
+from cartrack.params import ReadParams  # noqa: E402
 from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -119,6 +121,24 @@ def runtime(minutes):
     return lambda wildcards, attempt: minutes * attempt
 
 
+def config_for(params_class, section):
+    """The keys of a config section that a parameters class of cartrack.params reads: a
+    job's params, where the section also holds settings of other rules."""
+    return {f.name: section[f.name] for f in fields(params_class)}
+
+
+def plots_code(*modules):
+    """Inputs of a figure job, the plotting code it draws with (scripts/cartrack/plots/):
+    the style kit, the shared helpers and its own figure `modules`. Editing the style
+    redraws every figure, editing one figure module only its figures (and nothing else).
+    """
+    library = REPO / "scripts" / "cartrack" / "plots"
+    return [
+        str(library / f"{name}.py")
+        for name in ("__init__", "style", "layout", *modules)
+    ]
+
+
 def all_outputs():
     tables = [
         "design_checks",
@@ -128,6 +148,7 @@ def all_outputs():
         "clones",
         "clone_timeline",
         "elimination",
+        "isotypes",
         "chain_qc",
         "signatures",
         "signature_changes",

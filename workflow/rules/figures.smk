@@ -1,6 +1,7 @@
-# Figures (issue 5): drawn from results/tables/*.tsv and results/cohort.h5mu alone, so that
-# `snakemake --cores 2 figures` redraws them after a style change without recomputing any
-# analysis. Library: scripts/cartrack/plots.py; captions: workflow/report/fig_*.rst.
+# Figures (issue 5): drawn from results/tables/*.tsv (and, for the UMAP, the cells of
+# results/cohort.h5mu) alone, so that `snakemake --cores 2 figures` redraws them after a style
+# change without recomputing any analysis. Library: scripts/cartrack/plots/ (the style kit,
+# shared helpers and one module per report section); captions: workflow/report/fig_*.rst.
 
 # Figure (file stem) -> report category. Every figure is written as .pdf and .png; the PNGs
 # go into the report.
@@ -23,13 +24,7 @@ FIGURES = {
     "car_t_kinetics": "6. CAR-T kinetics",
 }
 
-FIGURE_CONFIG = config["figures"]
 FIGURE_PATIENTS = sorted(SHEET["patient"].astype(str).unique())
-# The plotting library is an input of every figure rule: editing the style there redraws the
-# figures (and nothing else) on the next run.
-PLOTS_LIBRARY = str(REPO / "scripts" / "cartrack" / "plots.py")
-
-
 # Every figure file (PDF and PNG): the input of rule figures.
 FIGURE_FILES = [
     f"results/figures/{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")
@@ -50,7 +45,7 @@ rule figures_qc:
     """Cells per sample before and after QC, and the per-sample QC thresholds."""
     input:
         qc="results/tables/qc.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("quality"),
     output:
         cells_pdf="results/figures/qc_cells.pdf",
         cells_png=report(
@@ -73,7 +68,7 @@ rule figures_qc:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_qc.py"
@@ -83,7 +78,7 @@ rule figures_umap:
     """UMAP of the cohort by cell type, time point and patient, CAR-T cells highlighted."""
     input:
         h5mu="results/cohort.h5mu",
-        code=PLOTS_LIBRARY,
+        code=plots_code("cells"),
     output:
         pdf="results/figures/umap.pdf",
         png=report(
@@ -100,7 +95,7 @@ rule figures_umap:
         mem_mb=mem_mb(1000, 0.2),
         runtime=runtime(10),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
         seed=lookup(dpath="seed", within=config),
     script:
@@ -113,7 +108,7 @@ rule figures_composition:
         cell_types="results/tables/cell_types.tsv",
         b_cells="results/tables/b_cells.tsv",
         elimination="results/tables/elimination.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("cells", "b_cells"),
     output:
         composition_pdf="results/figures/composition.pdf",
         composition_png=report(
@@ -136,9 +131,9 @@ rule figures_composition:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
-        recovery_level=lookup(dpath="tracking/recovery_b_fraction", within=config),
+        tracking=config["tracking"],
     script:
         "../../scripts/figures_composition.py"
 
@@ -149,7 +144,8 @@ rule figures_clones:
         clones="results/tables/clones.tsv",
         timeline="results/tables/clone_timeline.tsv",
         b_cells="results/tables/b_cells.tsv",
-        code=PLOTS_LIBRARY,
+        elimination="results/tables/elimination.tsv",
+        code=plots_code("clones"),
     output:
         tracking_pdf="results/figures/clone_tracking.pdf",
         tracking_png=report(
@@ -172,7 +168,7 @@ rule figures_clones:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_clones.py"
@@ -183,7 +179,7 @@ rule figures_dist_nearest:
     input:
         distances="results/bcr/dist_to_nearest.tsv",
         thresholds="results/tables/clone_thresholds.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("clones"),
     output:
         pdf="results/figures/dist_nearest.pdf",
         png=report(
@@ -200,7 +196,7 @@ rule figures_dist_nearest:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_dist_nearest.py"
@@ -211,8 +207,8 @@ rule figures_reconstitution:
     input:
         b_cells="results/tables/b_cells.tsv",
         elimination="results/tables/elimination.tsv",
-        h5mu="results/cohort.h5mu",
-        code=PLOTS_LIBRARY,
+        isotypes="results/tables/isotypes.tsv",
+        code=plots_code("b_cells"),
     output:
         reconstitution_pdf="results/figures/reconstitution.pdf",
         reconstitution_png=report(
@@ -232,10 +228,10 @@ rule figures_reconstitution:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000, 0.2),
-        runtime=runtime(10),
+        mem_mb=mem_mb(1000, 2),
+        runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_reconstitution.py"
@@ -246,7 +242,7 @@ rule figures_signatures:
     input:
         signatures="results/tables/signatures.tsv",
         changes="results/tables/signature_changes.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("signatures"),
     output:
         time_pdf="results/figures/signatures_time.pdf",
         time_png=report(
@@ -269,7 +265,7 @@ rule figures_signatures:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_signatures.py"
@@ -279,7 +275,7 @@ rule figures_gsea:
     """Dot plot of the top GSEA terms per cell type and comparison."""
     input:
         gsea="results/tables/gsea.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("signatures"),
     output:
         pdf="results/figures/gsea.pdf",
         png=report(
@@ -296,7 +292,7 @@ rule figures_gsea:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
     script:
         "../../scripts/figures_gsea.py"
 
@@ -304,11 +300,10 @@ rule figures_gsea:
 rule figures_car_t:
     """CAR-T cells as a share of T cells over time per patient; CAR-T clonotype kinetics."""
     input:
-        h5mu="results/cohort.h5mu",
         car_t="results/tables/car_t.tsv",
         clones="results/tables/car_t_clones.tsv",
         timeline="results/tables/car_t_clone_timeline.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("car_t_cells"),
     output:
         pdf="results/figures/car_t.pdf",
         png=report(
@@ -328,12 +323,12 @@ rule figures_car_t:
         "../../envs/figures.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1000, 0.2),
-        runtime=runtime(10),
+        mem_mb=mem_mb(1000, 2),
+        runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
-        top_clonotypes=config["car_t"]["top_clonotypes"],
+        car_t=config["car_t"],
     script:
         "../../scripts/figures_car_t.py"
 
@@ -342,7 +337,7 @@ rule figures_diversity:
     """Clonal diversity (Hill numbers) over time, observed and rarefied to a common depth."""
     input:
         diversity="results/tables/diversity.tsv",
-        code=PLOTS_LIBRARY,
+        code=plots_code("b_cells"),
     output:
         pdf="results/figures/diversity.pdf",
         png=report(
@@ -359,7 +354,7 @@ rule figures_diversity:
         mem_mb=mem_mb(1000, 2),
         runtime=runtime(5),
     params:
-        figures=FIGURE_CONFIG,
+        cfg=config["figures"],
         patients=FIGURE_PATIENTS,
     script:
         "../../scripts/figures_diversity.py"

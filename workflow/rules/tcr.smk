@@ -20,8 +20,8 @@ rule tcr_read:
     params:
         samples=tcr_samples(),
         receptor="tcr",
-        cells_only=config["tcr"]["cells_only"],
-        productive_only=config["tcr"]["productive_only"],
+        # only the keys it reads: TCR clonotype settings must not re-read every file
+        cfg=config_for(ReadParams, config["tcr"]),
     script:
         "../../scripts/vdj_read.py"
 

@@ -1,0 +1,110 @@
+"""Workarounds for dependencies' bugs, under public names: each says what it works around,
+in which version, and the upstream issue where there is one. Remove one when the pinned
+version (envs/requirements.txt) no longer needs it.
+
+scirpy 0.22 (V(D)J reading, clonotype clusters):
+
+- :func:`read_airr_table`: ``scirpy.io.read_airr`` keeps R's "NA" strings, so its locus
+  inference fails; no upstream issue found.
+- :func:`scirpy_read`: the scirpy readers crash on inputs without cells (KeyError
+  'cell_id'), ``read_airr``'s locus inference needs every ``*_call`` column, and
+  ``read_10x_vdj`` reads only a path; no upstream issue found.
+- :func:`airr_array`: ``anndata.concat`` turns awkward *views* into union types (related:
+  scverse/anndata#912, record-type concatenation).
+- :func:`clonotype_clusters`: ``scirpy.tl.define_clonotype_clusters`` raises ValueError on
+  data without cells; no upstream issue found.
+
+harmonypy 2.x:
+
+- :func:`run_harmony`: ``scanpy.external.pp.harmony_integrate`` transposes the corrected
+  matrix that harmonypy >= 0.1 already returns as cells x components (scverse/scanpy#3940),
+  so harmonypy is called directly and the orientation checked.
+
+Not code, but scirpy behaviour the design relies on:
+
+- read_10x_vdj/read_airr pass ``cell_attribute_fields=("is_cell")`` (a string, not a tuple),
+  so ``is_cell`` stays a chain field typed by its values (bool or str):
+  :func:`cartrack.airr_fields.field_type` fixes types.
+- ``define_clonotype_clusters(receptor_arms="all")`` only links cells with the same number of
+  arms, so heavy-only cells never join paired ones; ``same_v_gene`` compares V calls as exact
+  strings. :mod:`cartrack.clones` therefore defines clones itself (heavy chains first, then
+  light).
+"""
+
+import tempfile
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from cartrack.airr_fields import CALL_FIELDS, NA_STRINGS, Format
+
+
+# --------------------------------------------------------------------------------------
+# scirpy 0.22
+# --------------------------------------------------------------------------------------
+def read_airr_table(path: Path) -> pd.DataFrame:
+    """read_airr keeps R's "NA" strings (so locus inference fails): pre-read with pandas."""
+    return pd.read_csv(
+        path,
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+        na_values=list(NA_STRINGS),
+        compression="infer",
+    )
+
+
+def scirpy_read(path: Path, fmt: Format, table: pd.DataFrame, *, subset: bool) -> ad.AnnData | None:
+    """scirpy readers crash on inputs without cells (KeyError 'cell_id'): return None then."""
+    import scirpy as ir
+
+    if len(table) == 0:
+        return None
+    if fmt == "airr":
+        # a data frame, not the path: NA strings already removed (see :func:`read_airr_table`);
+        # its locus inference needs every *_call column (KeyError 'c_call' otherwise)
+        table = table.reindex(columns=[*table.columns, *(set(CALL_FIELDS) - set(table.columns))])
+        return ir.io.read_airr(table.fillna(""))
+    if subset:
+        # read_10x_vdj only reads a path; the table was subset to one sample's rows
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "contigs.csv"
+            table.to_csv(staged, index=False)
+            return ir.io.read_10x_vdj(staged, filtered=False)
+    # filtered=False: cell/confidence filtering is ours, so it is counted and configurable
+    return ir.io.read_10x_vdj(path, filtered=False)
+
+
+def airr_array(adata: ad.AnnData, key: str = "airr"):
+    """anndata.concat turns awkward *views* into union types: always hand on a real copy."""
+    import awkward as ak
+
+    arr = adata.obsm[key]
+    return ak.Array(arr.layout) if adata.is_view else arr
+
+
+def clonotype_clusters(adata: ad.AnnData, *, key_added: str, **kwargs) -> pd.Series:
+    """define_clonotype_clusters raises ValueError on data without cells: return empty then."""
+    import scirpy as ir
+
+    if adata.n_obs == 0:
+        return pd.Series(index=adata.obs_names, dtype=object)
+    ir.tl.define_clonotype_clusters(adata, key_added=key_added, **kwargs)
+    return adata.obs[key_added].astype(object)
+
+
+# --------------------------------------------------------------------------------------
+# harmonypy 2.x
+# --------------------------------------------------------------------------------------
+def run_harmony(pcs: np.ndarray, obs: pd.DataFrame, batch_key: str, seed: int) -> np.ndarray:
+    """Harmony-corrected PCs, cells x components (harmonypy called directly: see the module
+    docstring)."""
+    import harmonypy
+
+    result = harmonypy.run_harmony(
+        pcs, obs[[batch_key]].astype(str), [batch_key], random_state=seed, verbose=False
+    )
+    z = np.asarray(result.Z_corr)
+    return z if z.shape == pcs.shape else z.T
