@@ -21,7 +21,7 @@ gex_cells = read_gex_cells(
     isotype_pattern=tracking.isotype_control_pattern,
 )
 res = track_clones(
-    [ad.read_h5ad(path) for path in inp.h5ads],
+    [ad.read_h5ad(inp.bcr)],  # merged by bcr_read
     gex_cells,
     par.sheet,
     tracking=tracking,

@@ -15,7 +15,7 @@ inp, out, par = smk.input, smk.output, smk.params
 tcr, car_t = TcrParams.from_config(par.tcr), CarTParams.from_config(par.car_t)
 
 res = track_car_t(
-    [ad.read_h5ad(path) for path in inp.h5ads],
+    [ad.read_h5ad(inp.tcr)],  # merged by tcr_read
     read_gex_cells(inp.gex, genes=[]),
     par.sheet,
     post_min_day=par.post_min_day,

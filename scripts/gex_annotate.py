@@ -1,7 +1,7 @@
 """Rule gex_annotate: cell types (BCR-refined), CAR-T calls, cell_types.tsv, car_t_ambient.tsv.
 
 The B-subset refinement by isotype and SHM happens here, before clones are defined: the
-per-sample BCR reads (results/bcr/read/*.h5ad) are merged and summarised per cell with the
+BCR reads (results/bcr/read.h5ad) are summarised per cell with the
 same functions bcr_clones uses, so both rules see the same isotype per cell.
 """
 
@@ -28,8 +28,8 @@ max_mu = params.pop("max_naive_mu_freq")
 annotate_cell_types(
     adata, read_markers(snakemake.input.markers), seed=snakemake.params.seed, **params
 )
-if snakemake.input.bcr:
-    airr = merge_bcr([ad.read_h5ad(p) for p in snakemake.input.bcr])
+airr = merge_bcr([ad.read_h5ad(snakemake.input.bcr)])  # merged by bcr_read
+if airr.n_obs:
     index_chains(airr, productive_only=snakemake.params.productive_only)
     refine_b_subsets(adata, cell_annotations(airr), max_naive_mu_freq=max_mu)
 ambient = call_car_t(

@@ -888,18 +888,18 @@ def test_snakemake_reports_cleanly(project, real, build, expect):
 
 
 def test_tcr_read_waits_for_the_check(project, real):
-    """A BCR file in the tcr column stops check_sample, and tcr_read (which would read it
+    """A BCR file in the tcr column stops check_inputs, and tcr_read (which would read it
     without complaint, keeping no TR chain) never runs."""
     tcr_file("bcr.csv.gz", copy(f"{DJVDJ}/BL6_BCR/filtered_contig_annotations.csv.gz"))(
         project, real
     )
-    proc = run_snakemake(project, "--cores", "1", "results/tcr/read/S1.h5ad", check=False)
+    proc = run_snakemake(project, "--cores", "1", "results/tcr/read.h5ad", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "sample 'S1', column 'tcr'" in out and "is it the BCR file?" in out, out[-3000:]
     assert "Traceback (most recent call last)" not in out, out[-3000:]
     assert not result_files(project)
-    assert not (project / "logs" / "tcr_read").exists()
+    assert not (project / "logs" / "tcr_read.log").exists()
 
 
 def pwned(*folders: Path) -> list[Path]:

@@ -393,6 +393,11 @@ def test_mixed_format_merge_indexes_chains(real, tmp_path):
     assert set(merged.obs["receptor_type"]) <= {"BCR", "multichain", "no IR"}
     assert list(merged.uns["bcr_ingest"]["sample"]) == ["A", "B"]
     merged.write_h5ad(tmp_path / "merged.h5ad")
+    # rule bcr_read writes the merged reads; bcr_clones and gex_annotate merge them again
+    again = merge_bcr([ad.read_h5ad(tmp_path / "merged.h5ad")])
+    assert again.obs_names.equals(merged.obs_names)
+    assert ak.to_list(again.obsm["airr"]) == ak.to_list(merge_bcr(back).obsm["airr"])
+    pd.testing.assert_frame_equal(again.uns["bcr_ingest"], merged.uns["bcr_ingest"])
 
 
 def test_harmonise_raw_scirpy_arrays(real):

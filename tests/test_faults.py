@@ -4,11 +4,14 @@
 - a run killed with SIGKILL in the middle of a job, then started again (after
   ``--unlock``, as the README says), writes byte-identical tables;
 - a job that dies mid-write (file-size limit, as on a full disk) leaves no output that a
-  rerun would take as finished.
+  rerun would take as finished;
+- a new input file for one sample reruns the input check and that sample's jobs only.
 """
 
 import os
+import re
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -123,3 +126,18 @@ def test_job_dying_mid_write_leaves_no_finished_output(reference, tmp_path):
     assert "gex_qc" in dry.stdout
     run_snakemake(workdir, "--cores", "1", *TARGETS)
     assert tables(workdir) == tables(reference)
+
+
+def test_a_new_file_for_one_sample_reruns_that_sample_only(reference, tmp_path):
+    """The per-sample jobs wait for the one check_inputs job through ancient(): the check
+    reruns for the changed file, but the other samples' QC does not."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(reference, workdir, symlinks=True)
+    sheet = (workdir / "config" / "samples.tsv").read_text().splitlines()
+    row = next(r.split("\t") for r in sheet[1:] if r.startswith(SAMPLES[1]))
+    gex = (workdir / "config" / row[sheet[0].split("\t").index("gex")]).resolve()
+    os.utime(gex)  # as if the sample's matrix had been replaced
+    dry = run_snakemake(workdir, "-n", *TARGETS).stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry, flags=re.MULTILINE))
+    assert counts.get("check_inputs") == "1" and counts.get("gex_qc") == "1", dry
+    assert f"gex_qc/{SAMPLES[1]}" in dry.replace("logs/", ""), dry

@@ -3,6 +3,7 @@
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from cartrack.integrate import embed, merge_samples, normalise
@@ -117,3 +118,23 @@ def test_harmony_result_is_cells_by_components_and_removes_a_shift():
     assert gap_after < gap_before * 0.75
     # each row is still the same cell: unshifted components barely move
     assert np.corrcoef(corrected[:, 1], pcs[:, 1])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("max_cells", [300, 0])
+def test_knn_graph_is_exact_up_to_the_configured_size(max_cells):
+    """Up to `exact_neighbors_max_cells` the kNN graph holds every cell's true nearest
+    neighbours in the Harmony space; above it, pynndescent's approximate graph is used."""
+    from sklearn.neighbors import NearestNeighbors
+
+    merged = merge_samples(two_samples(shift=1.5), SHEET)
+    normalise(merged, target_sum=1e4)
+    params = IntegrationParams.from_config(
+        n_top_genes=100, n_pcs=10, n_neighbors=10, exact_neighbors_max_cells=max_cells
+    )
+    embed(merged, params, seed=0)
+    rep = merged.obsm["X_pca_harmony"]
+    true = NearestNeighbors(n_neighbors=10).fit(rep).kneighbors(rep, return_distance=False)
+    graph = merged.obsp["distances"].tolil().rows
+    found = np.mean([set(true[i][1:]) <= set(graph[i]) for i in range(merged.n_obs)])
+    exact = max_cells >= merged.n_obs
+    assert (found == 1.0) if exact else (found > 0.9), found

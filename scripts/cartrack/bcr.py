@@ -472,13 +472,19 @@ def harmonise_airr(arrays: Sequence[ak.Array]) -> list[ak.Array]:
     return out
 
 
+def _ingest_rows(ingest: Mapping | pd.DataFrame) -> pd.DataFrame:
+    """Ingest counts as rows: one for a sample's dict, all of a merged object's table."""
+    return ingest if isinstance(ingest, pd.DataFrame) else pd.DataFrame([dict(ingest)])
+
+
 def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.AnnData:
     """Concatenate per-sample BCR AnnData objects (any mix of input formats).
 
     Parameters
     ----------
     samples
-        Outputs of :func:`read_bcr` (or any scirpy AnnData with ``obs["sample"]``).
+        Outputs of :func:`read_bcr` (or any scirpy AnnData with ``obs["sample"]``), or
+        objects merged before (rule bcr_read writes the cohort's reads as one).
 
     Returns
     -------
@@ -501,7 +507,10 @@ def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.An
     arrays = harmonise_airr([airr_array(a) for a in adatas])
     arr = ak.concatenate(arrays) if arrays else _canonical_array(ak.Array([[]])[:0], CORE_FIELDS)
     obs.index = obs.index.astype(str)
-    stats = pd.DataFrame([dict(a.uns.get("bcr_ingest", {})) for a in adatas])
+    # one row per sample read; an input merged before brings its rows along
+    stats = pd.concat(
+        [_ingest_rows(a.uns.get("bcr_ingest", {})) for a in adatas], ignore_index=True
+    )
     merged = ad.AnnData(obs=obs, obsm={"airr": arr})
     merged.uns["bcr_ingest"] = stats
     return merged

@@ -60,10 +60,12 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
     """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, UMAP, Leiden.
 
     `params` (config section ``integration``): ``n_top_genes``, ``n_pcs``, ``batch_key``,
-    ``n_neighbors``, ``leiden_resolution``.
+    ``n_neighbors``, ``exact_neighbors_max_cells``, ``leiden_resolution``.
 
     PCA centres implicitly (arpack on the sparse matrix): the count matrix is never
-    densified. Harmony is skipped when there is a single batch.
+    densified. Harmony is skipped when there is a single batch. The kNN graph is exact
+    (scikit-learn) up to ``exact_neighbors_max_cells`` cells, approximate (pynndescent)
+    above.
     """
     batch_key = params.batch_key
     n_batches = adata.obs[batch_key].nunique()
@@ -83,7 +85,15 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
     else:
         log.info("one batch only: Harmony skipped")
         rep = "X_pca"
-    sc.pp.neighbors(adata, n_neighbors=params.n_neighbors, use_rep=rep, random_state=seed)
+    exact = adata.n_obs <= params.exact_neighbors_max_cells
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=params.n_neighbors,
+        use_rep=rep,
+        transformer="sklearn" if exact else "pynndescent",
+        random_state=seed,
+    )
+    log.info("kNN graph: %s, %d cells", "exact" if exact else "pynndescent", adata.n_obs)
     sc.tl.umap(adata, random_state=seed)
     sc.tl.leiden(
         adata,

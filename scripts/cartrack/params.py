@@ -70,8 +70,8 @@ class ConfigParams:
 
 @dataclass(frozen=True)
 class ReadParams(ConfigParams):
-    """Reading one sample's V(D)J file (sections ``bcr`` and ``tcr``; rules bcr_read,
-    tcr_read): :func:`cartrack.bcr.read_bcr`."""
+    """Reading the V(D)J files (sections ``bcr`` and ``tcr``; rules bcr_read, tcr_read):
+    :func:`cartrack.bcr.read_bcr`."""
 
     SECTION: ClassVar[str] = "bcr"
     cells_only: bool
@@ -166,12 +166,13 @@ class IntegrationParams(ConfigParams):
     n_pcs: int
     batch_key: str
     n_neighbors: int
+    exact_neighbors_max_cells: int
     leiden_resolution: float
 
 
 @dataclass(frozen=True)
 class CheckParams(ConfigParams):
-    """Input checks (section ``checks``; rule check_sample):
+    """Input checks (section ``checks``; rule check_inputs):
     :func:`cartrack.checks.check_sample`."""
 
     SECTION: ClassVar[str] = "checks"

@@ -1,33 +1,38 @@
-# B-cell V(D)J: per-sample ingest, clones per patient, tracking tables.
+# B-cell V(D)J: ingest, clones per patient, tracking tables.
 # Library: scripts/cartrack/bcr.py (ingest) and scripts/cartrack/clones.py (clones, tables).
 
 
 rule bcr_read:
-    """Read one sample's V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
+    """Read every sample's B-cell V(D)J file (10x CSV/JSON or AIRR TSV) into one AnnData.
+
+    One job for the cohort, not one per sample: reading takes well under a second per
+    sample, so a job per sample would be mostly Python start-up and scirpy's import."""
     input:
-        bcr=lambda wc: local(SHEET.loc[wc.sample, "bcr"]),
-        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
+        vdj=[local(SHEET.loc[s, "bcr"]) for s in bcr_samples()],
+        checked=ancient("results/tables/design_checks.tsv"),  # inputs checked first
     output:
-        h5ad="results/bcr/read/{sample}.h5ad",
+        h5ad="results/bcr/read.h5ad",
     log:
-        "logs/bcr_read/{sample}.log",
+        "logs/bcr_read.log",
     conda:
         "../../envs/bcr.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 20),
-        runtime=runtime(10),
+        runtime=runtime(30),
     params:
+        samples=bcr_samples(),
+        receptor="bcr",
         # only the keys it reads (not bcr.clone): tuning clones must not re-read every file
         cfg=config_for(ReadParams, config["bcr"]),
     script:
-        "../../scripts/bcr_read.py"
+        "../../scripts/vdj_read.py"
 
 
 rule bcr_clones:
     """Merge samples, chain QC, clones within patients, the clone-tracking and B-cell tables."""
     input:
-        h5ads=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
+        bcr="results/bcr/read.h5ad",
         gex="results/gex/annotated.h5ad",
     output:
         clones=report(

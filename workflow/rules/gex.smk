@@ -2,7 +2,7 @@ rule gex_qc:
     """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
     input:
         gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
-        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
+        checked=ancient("results/tables/design_checks.tsv"),  # inputs checked first
     output:
         h5ad="results/gex/qc/{sample}.h5ad",
         removed="results/gex/qc/{sample}.removed.h5ad",
@@ -108,7 +108,7 @@ rule gex_annotate:
     input:
         h5ad="results/gex/integrated.h5ad",
         markers=resource(config["annotation"]["markers"]),
-        bcr=expand("results/bcr/read/{sample}.h5ad", sample=bcr_samples()),
+        bcr="results/bcr/read.h5ad",
     output:
         h5ad="results/gex/annotated.h5ad",
         table=report(

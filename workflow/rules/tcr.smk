@@ -1,34 +1,36 @@
-# T-cell V(D)J: per-sample ingest, TCR clonotypes per patient, CAR-T tables.
+# T-cell V(D)J: ingest, TCR clonotypes per patient, CAR-T tables.
 # Library: scripts/cartrack/tcr.py (ingest, clonotypes) and scripts/cartrack/car_t.py (tables).
 
 
 rule tcr_read:
-    """Read one sample's T-cell V(D)J file (10x CSV/JSON or AIRR TSV) into scirpy's layout."""
+    """Read every sample's T-cell V(D)J file into one AnnData (one job: see bcr_read)."""
     input:
-        tcr=lambda wc: local(SHEET.loc[wc.sample, "tcr"]),
-        checked="results/checks/{sample}.tsv",  # the sample's inputs checked first
+        vdj=[local(SHEET.loc[s, "tcr"]) for s in tcr_samples()],
+        checked=ancient("results/tables/design_checks.tsv"),  # inputs checked first
     output:
-        h5ad="results/tcr/read/{sample}.h5ad",
+        h5ad="results/tcr/read.h5ad",
     log:
-        "logs/tcr_read/{sample}.log",
+        "logs/tcr_read.log",
     conda:
         "../../envs/bcr.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(1000, 20),
-        runtime=runtime(10),
+        runtime=runtime(30),
     params:
+        samples=tcr_samples(),
+        receptor="tcr",
         # only the keys it reads: TCR clonotype settings must not re-read every file
         cfg=config_for(ReadParams, config["tcr"]),
     script:
-        "../../scripts/tcr_read.py"
+        "../../scripts/vdj_read.py"
 
 
 rule car_t_clones:
     """Merge samples, TRA/TRB chain QC, TCR clonotypes within patients, CAR-T calls through
     clonotypes, CAR-T tables."""
     input:
-        h5ads=expand("results/tcr/read/{sample}.h5ad", sample=tcr_samples()),
+        tcr="results/tcr/read.h5ad",
         gex="results/gex/annotated.h5ad",
     output:
         car_t=report(
