@@ -4,8 +4,8 @@ post (pseudobulk_de.tsv, gsea.tsv)."""
 import anndata as ad
 
 from cartrack import gsea
+from cartrack.genesets import read_gmt
 from cartrack.logs import setup_logging
-from cartrack.signatures import read_gmt
 from cartrack.tables import write_tsv
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)

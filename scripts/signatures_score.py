@@ -2,7 +2,7 @@
 
 import anndata as ad
 
-from cartrack import signatures
+from cartrack import genesets, signatures
 from cartrack.logs import setup_logging
 from cartrack.tables import write_tsv
 
@@ -11,12 +11,12 @@ setup_logging(smk.log[0])
 inp, out, par = smk.input, smk.output, smk.params
 
 adata = ad.read_h5ad(inp.h5ad)
-gene_sets = signatures.read_gmt(inp.gmt)
-gene_sets = signatures.add_random_control(
+gene_sets = genesets.read_gmt(inp.gmt)
+gene_sets = genesets.add_random_control(
     gene_sets, adata, size=par.random_control_size, seed=par.seed
 )
-control = {k: v for k, v in gene_sets.items() if k == signatures.RANDOM_CONTROL}
-signatures.write_gmt(control, out.control_gmt, description="random negative control")
+control = {k: v for k, v in gene_sets.items() if k == genesets.RANDOM_CONTROL}
+genesets.write_gmt(control, out.control_gmt, description="random negative control")
 scores, summary, changes = signatures.score_and_compare(
     adata,
     gene_sets,

@@ -152,7 +152,7 @@ def test_merge_gene_sets_rejects_conflicting_definitions():
 
 
 def test_shipped_hallmarks_are_the_50_and_agree_with_the_scored_interferon_sets(repo):
-    from cartrack.signatures import read_gmt
+    from cartrack.genesets import read_gmt
 
     folder = repo / "resources" / "genesets"
     hallmarks = read_gmt([folder / "HALLMARK.gmt"])

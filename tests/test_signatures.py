@@ -1,4 +1,4 @@
-"""Tests of cartrack.signatures on tiny synthetic cohorts built here.
+"""Tests of cartrack.signatures, genesets and signature_stats on tiny synthetic cohorts built here.
 
 The paired design: 6 patients, a baseline, D28 and M3 sample in blood each (patients sampled
 on different days), a baseline bone-marrow sample, three cell types. An interferon programme
@@ -15,7 +15,9 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
+from cartrack import genesets
 from cartrack import pseudobulk as pbk
+from cartrack import signature_stats as sigstats
 from cartrack import signatures as sig
 from cartrack.tables import write_tsv
 
@@ -92,13 +94,13 @@ def cohort() -> ad.AnnData:
 
 @pytest.fixture(scope="module")
 def scored(cohort):
-    gene_sets = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)
+    gene_sets = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)
     scores = sig.score_cells(cohort, gene_sets, min_genes=3, seed=0, inplace=False)
     summary = sig.summarise_scores(cohort.obs, scores, min_cells=10, groups=["B_cells"])
-    usable = sig.usable_gene_sets(gene_sets, cohort.var_names)
-    matched = sig.matched_control_sets(cohort, usable, n_sets=100, seed=0)
-    controls = sig.control_summary(cohort, summary, usable, matched, groups=["B_cells"])
-    changes = sig.signature_changes(summary, controls=controls, post_min_day=28, tissue="PB")
+    usable = genesets.usable_gene_sets(gene_sets, cohort.var_names)
+    matched = sigstats.matched_control_sets(cohort, usable, n_sets=100, seed=0)
+    controls = sigstats.control_summary(cohort, summary, usable, matched, groups=["B_cells"])
+    changes = sigstats.signature_changes(summary, controls=controls, post_min_day=28, tissue="PB")
     return scores, summary, changes
 
 
@@ -107,8 +109,8 @@ def scored(cohort):
 # --------------------------------------------------------------------------------------------
 def test_shipped_gene_sets(repo):
     paths = sorted((repo / "resources" / "genesets").glob("*.gmt"))
-    sets = sig.read_gmt([p for p in paths if p.name != "HALLMARK.gmt"])
-    hallmarks = sig.read_gmt([repo / "resources" / "genesets" / "HALLMARK.gmt"])
+    sets = genesets.read_gmt([p for p in paths if p.name != "HALLMARK.gmt"])
+    hallmarks = genesets.read_gmt([repo / "resources" / "genesets" / "HALLMARK.gmt"])
     scored = {n: g for n, g in sets.items() if n not in hallmarks or n.endswith("_RESPONSE")}
     assert {
         "IFN": 6,
@@ -125,40 +127,40 @@ def test_shipped_gene_sets(repo):
 
 def test_read_gmt_rejects_duplicate_names(tmp_path):
     a, b = tmp_path / "a.gmt", tmp_path / "b.gmt"
-    sig.write_gmt({"IFN": ["ISG15", "MX1"]}, a)
-    sig.write_gmt({"IFN": ["IFI27"]}, b)
-    assert sig.read_gmt([a]) == {"IFN": ["ISG15", "MX1"]}
+    genesets.write_gmt({"IFN": ["ISG15", "MX1"]}, a)
+    genesets.write_gmt({"IFN": ["IFI27"]}, b)
+    assert genesets.read_gmt([a]) == {"IFN": ["ISG15", "MX1"]}
     with pytest.raises(ValueError, match="defined twice"):
-        sig.read_gmt([a, b])
+        genesets.read_gmt([a, b])
 
 
 def test_aliases_match_both_ways():
-    assert sig.resolve_genes(["DDX58", "MX1", "NOPE"], ["RIGI", "MX1"]) == (
+    assert genesets.resolve_genes(["DDX58", "MX1", "NOPE"], ["RIGI", "MX1"]) == (
         ["RIGI", "MX1"],
         ["NOPE"],
     )
-    assert sig.resolve_genes(["RIGI", "WARS1"], ["DDX58", "WARS"]) == (["DDX58", "WARS"], [])
+    assert genesets.resolve_genes(["RIGI", "WARS1"], ["DDX58", "WARS"]) == (["DDX58", "WARS"], [])
 
 
 def test_missing_genes_warn_with_count_and_small_sets_skip_or_fail(caplog):
     sets = {"OK": ["A", "B", "C", "X"], "SMALL": ["A", "Y", "Z"]}
-    with caplog.at_level(logging.WARNING, logger="cartrack.signatures"):
-        kept = sig.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3)
+    with caplog.at_level(logging.WARNING, logger="cartrack.genesets"):
+        kept = genesets.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3)
     assert kept == {"OK": ["A", "B", "C"]}
     assert "signature OK: 1 of 4 genes not in the data" in caplog.text
     assert "SMALL: only 1 genes in the data, fewer than 3: skipped" in caplog.text
     with pytest.raises(ValueError, match="SMALL"):
-        sig.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3, on_too_few="error")
+        genesets.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3, on_too_few="error")
 
 
 def test_random_control_is_deterministic_and_avoids_signature_genes(cohort):
-    a = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)[sig.RANDOM_CONTROL]
-    b = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)[sig.RANDOM_CONTROL]
-    c = sig.add_random_control(GENE_SETS, cohort, size=12, seed=1)[sig.RANDOM_CONTROL]
+    a = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)[genesets.RANDOM_CONTROL]
+    b = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)[genesets.RANDOM_CONTROL]
+    c = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=1)[genesets.RANDOM_CONTROL]
     assert a == b != c
     assert len(set(a)) == 12
     assert not set(a) & {g for genes in GENE_SETS.values() for g in genes}
-    assert sig.RANDOM_CONTROL not in sig.add_random_control(GENE_SETS, cohort, size=0)
+    assert genesets.RANDOM_CONTROL not in genesets.add_random_control(GENE_SETS, cohort, size=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ def test_changes_detect_planted_ifn_drop(scored):
         assert (rows["delta"] < 0).all()
         assert (rows["fdr"] < 0.05).all(), rows
         assert (rows["n_patients"] == 6).all()
-        assert (rows["test"] == sig.CONTROL_TEST).all() and not rows["low_n"].any()
+        assert (rows["test"] == sigstats.CONTROL_TEST).all() and not rows["low_n"].any()
     # delta is post_mean - baseline_mean
     assert np.allclose(changes["delta"], changes["post_mean"] - changes["baseline_mean"])
     # day is the median day of the label over patients (days 28..33 -> 30.5 -> 30)
@@ -239,7 +241,7 @@ def test_changes_baff_falls_in_b_cells_once_back(scored):
 
 def test_random_control_shows_no_change(scored):
     _, _, changes = scored
-    control = changes[changes["signature"] == sig.RANDOM_CONTROL]
+    control = changes[changes["signature"] == genesets.RANDOM_CONTROL]
     assert len(control) > 0 and control["p_value"].notna().all()
     assert (control["fdr"] >= 0.05).all(), control
     null_set = changes[changes["signature"] == "NULL_SET"]
@@ -249,16 +251,18 @@ def test_random_control_shows_no_change(scored):
 def test_changes_with_few_patients_have_no_p_value(scored):
     _, summary, _ = scored
     two = summary[summary["patient"].isin(["P1", "P2"])]
-    changes = sig.signature_changes(two, post_min_day=28)
+    changes = sigstats.signature_changes(two, post_min_day=28)
     assert changes["p_value"].isna().all() and changes["fdr"].isna().all()
     assert (changes["test"] == "none").all() and changes["low_n"].all()
-    four = sig.signature_changes(summary[summary["patient"].isin(PATIENTS[:4])], post_min_day=28)
+    four = sigstats.signature_changes(
+        summary[summary["patient"].isin(PATIENTS[:4])], post_min_day=28
+    )
     assert four["p_value"].notna().all() and four["low_n"].all()
 
 
 def test_changes_table_is_written_per_contract(scored, tmp_path):
     _, _, changes = scored
-    two = sig.signature_changes(
+    two = sigstats.signature_changes(
         pd.concat([scored[1][scored[1]["patient"].isin(["P1", "P2"])]]), post_min_day=28
     )
     out = tmp_path / "signature_changes.tsv"
@@ -275,16 +279,16 @@ def test_fdr_is_a_family_per_signature(scored):
     # the random control must not borrow the interferon set's discoveries
     _, _, changes = scored
     for _, rows in changes.groupby("signature"):
-        np.testing.assert_allclose(rows["fdr"], sig.bh_fdr(rows["p_value"]), equal_nan=True)
-    pooled = sig.bh_fdr(changes["p_value"])
-    control = (changes["signature"] == sig.RANDOM_CONTROL).to_numpy()
+        np.testing.assert_allclose(rows["fdr"], sigstats.bh_fdr(rows["p_value"]), equal_nan=True)
+    pooled = sigstats.bh_fdr(changes["p_value"])
+    control = (changes["signature"] == genesets.RANDOM_CONTROL).to_numpy()
     # where it matters, at its most significant row (BH over a larger family can raise a large
     # p-value's adjusted value, so the rows are not compared one by one)
     assert changes.loc[control, "fdr"].min() >= pooled[control].min()
 
 
 def test_bh_fdr_skips_missing():
-    fdr = sig.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
+    fdr = sigstats.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
     assert np.isnan(fdr[1])
     assert fdr[[0, 2, 3]].tolist() == pytest.approx([0.03, 0.04, 0.04])
 
@@ -416,7 +420,7 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
         table = read(name)
         assert set(cols.split()) <= set(table.columns), name
         assert len(table) > 0, name
-    assert {"IFN", "BAFF", sig.RANDOM_CONTROL} <= set(read("signatures.tsv")["signature"])
+    assert {"IFN", "BAFF", genesets.RANDOM_CONTROL} <= set(read("signatures.tsv")["signature"])
     gsea = read("gsea.tsv")
     assert set(gsea["comparison"]) == {"baseline_vs_post"}
     # the family (50 hallmarks, most without genes in this small cohort) joins the signatures

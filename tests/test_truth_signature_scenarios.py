@@ -38,6 +38,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cartrack import genesets
 from cartrack import signatures as sig
 from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import B_CELLS
@@ -84,8 +85,8 @@ def make_sheet(config: dict, folder: Path) -> pd.DataFrame:
 def analyse(adata: ad.AnnData, config: dict) -> pd.DataFrame:
     """signature_changes of these cells, exactly as rule signatures_score computes them."""
     par, tracking = config["signatures"], config["tracking"]
-    gene_sets = sig.read_gmt([REPO / p for p in par["gmt"]])
-    gene_sets = sig.add_random_control(
+    gene_sets = genesets.read_gmt([REPO / p for p in par["gmt"]])
+    gene_sets = genesets.add_random_control(
         gene_sets, adata, size=par["random_control_size"], seed=config["seed"]
     )
     *_, changes = sig.score_and_compare(
@@ -111,7 +112,7 @@ def build_cohort(folder: Path) -> dict:
     """Simulate, read, QC, normalise, annotate, analyse per scenario (module docstring)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     sheet = make_sheet(config, folder)
-    sets = sig.read_gmt(
+    sets = genesets.read_gmt(
         [REPO / "resources" / "genesets" / f"{name}.gmt"
          for name in ("IFN", "HALLMARK_INTERFERON_ALPHA_RESPONSE", "NFKB2_NONCANONICAL")]
     )  # fmt: skip
@@ -285,7 +286,7 @@ def test_random_control_has_no_change_in_the_composition_only_cohort(cohort):
     """Nothing changes within cell types there, and the matched controls move with the
     mix: the random control is called nowhere, pooled rows included."""
     changes = cohort["changes"]["composition_only"]
-    control = changes[changes["signature"] == sig.RANDOM_CONTROL]
+    control = changes[changes["signature"] == genesets.RANDOM_CONTROL]
     tested = control[control["p_value"].notna()]
     assert len(tested) >= 15, control
     assert (tested["fdr"] > ALPHA).all(), tested

@@ -54,6 +54,7 @@ def random_draws(tiny_run):
     tested like a signature against its own 200 matched control sets."""
     import anndata as ad
 
+    from cartrack import genesets
     from cartrack import signatures as sig
 
     config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())
@@ -61,7 +62,7 @@ def random_draws(tiny_run):
     adata = ad.read_h5ad(tiny_run / "results" / "gex" / "annotated.h5ad")
     out = []
     for seed in range(1001, 1031):
-        sets = {f"R{seed}": sig.random_gene_set(adata, size=20, seed=seed)}
+        sets = {f"R{seed}": genesets.random_gene_set(adata, size=20, seed=seed)}
         *_, changes = sig.score_and_compare(
             adata,
             sets,

@@ -37,7 +37,7 @@ import pandas as pd
 
 from cartrack import pseudobulk as pbk
 from cartrack.design import BASELINE, InputError
-from cartrack.signatures import resolve_genes
+from cartrack.genesets import resolve_genes
 
 log = logging.getLogger(__name__)
 

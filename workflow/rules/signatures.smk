@@ -1,6 +1,6 @@
 # Gene-signature scores (IFN, BAFF, hallmark interferon sets, user sets), pseudobulk DE and GSEA.
-# Library: scripts/cartrack/signatures.py, pseudobulk.py, gsea.py; gene sets and their
-# sources: resources/genesets/.
+# Library: scripts/cartrack/genesets.py, signatures.py, signature_stats.py, pseudobulk.py,
+# gsea.py; gene sets and their sources: resources/genesets/.
 
 
 rule signatures_score:
