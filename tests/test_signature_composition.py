@@ -16,16 +16,20 @@ from cartrack import signature_stats as sigstats
 from cartrack import signatures as sig
 
 SINGLE_TYPES = ["monocyte", "B_naive", "B_memory", "T_CD4"]
+#: score_cells settings of the tests (the schema's defaults, written out)
+SCORING = {"min_genes": 3, "on_too_few": "warn", "ctrl_size": 50, "n_bins": 25}
+#: signature_changes settings of the tests: a plain cut-off at day 28, blood
+CHANGES = {"post_min_day": 28, "visit_window_days": 0, "tissue": "PB", "min_patients_test": 3}
 
 
 def run_changes(adata, *, n_sets=200, seed=0):
     gene_sets = genesets.add_random_control(GENE_SETS, adata, size=12, seed=seed)
-    usable = genesets.usable_gene_sets(gene_sets, adata.var_names)
-    scores = sig.score_cells(adata, usable, seed=seed, inplace=False)
+    usable = genesets.usable_gene_sets(gene_sets, adata.var_names, min_genes=3, on_too_few="warn")
+    scores = sig.score_cells(adata, usable, **SCORING, seed=seed, inplace=False)
     summary = sig.summarise_scores(adata.obs, scores, min_cells=20, groups=["B_cells"])
-    matched = sigstats.matched_control_sets(adata, usable, n_sets=n_sets, seed=seed)
+    matched = sigstats.matched_control_sets(adata, usable, n_sets=n_sets, n_bins=25, seed=seed)
     controls = sigstats.control_summary(adata, summary, usable, matched, groups=["B_cells"])
-    changes = sigstats.signature_changes(summary, controls=controls, post_min_day=28)
+    changes = sigstats.signature_changes(summary, controls=controls, **CHANGES)
     return changes.set_index(["signature", "cell_type"]), matched, summary, controls
 
 
@@ -95,12 +99,15 @@ def test_matched_controls_follow_level_and_cell_type(composition):
     assert all(level[c] == level[g] for draw in ifn for g, c in zip(IFN, draw, strict=True))
     # seeded: same draw again, another with another seed
     usable = genesets.usable_gene_sets(
-        genesets.add_random_control(GENE_SETS, adata, size=12, seed=0), adata.var_names
+        genesets.add_random_control(GENE_SETS, adata, size=12, seed=0),
+        adata.var_names,
+        min_genes=3,
+        on_too_few="warn",
     )
-    again = sigstats.matched_control_sets(adata, usable, n_sets=200, seed=0)
-    other = sigstats.matched_control_sets(adata, usable, n_sets=200, seed=1)
+    again = sigstats.matched_control_sets(adata, usable, n_sets=200, n_bins=25, seed=0)
+    other = sigstats.matched_control_sets(adata, usable, n_sets=200, n_bins=25, seed=1)
     assert again["IFN"] == ifn != other["IFN"]
-    assert sigstats.matched_control_sets(adata, usable, n_sets=0) == {}
+    assert sigstats.matched_control_sets(adata, usable, n_sets=0, n_bins=25, seed=0) == {}
 
 
 def test_matched_controls_share_the_cell_type_specificity():
@@ -118,7 +125,7 @@ def test_matched_controls_share_the_cell_type_specificity():
         var=pd.DataFrame(index=genes),
     )
     sets = {"MONO": genes[:10], "TCELL": genes[300:310]}
-    matched = sigstats.matched_control_sets(adata, sets, n_sets=50, seed=0)
+    matched = sigstats.matched_control_sets(adata, sets, n_sets=50, n_bins=25, seed=0)
     strata = sigstats._gene_strata(adata, n_bins=10)
     for name, expected in (("MONO", "monocyte"), ("TCELL", "T_CD4")):
         drawn = [g for draw in matched[name] for g in draw]
@@ -144,7 +151,7 @@ def test_control_scores_equal_scanpy_scores_with_the_signatures_control_genes(co
 
 def test_changes_without_controls_keep_the_paired_test(composition):
     _, _, summary, _ = composition
-    plain = sigstats.signature_changes(summary, post_min_day=28)
+    plain = sigstats.signature_changes(summary, **CHANGES)
     assert set(plain["test"]) == {"paired_t"}
     assert plain["delta_vs_control"].isna().all() and plain["p_empirical"].isna().all()
     assert IDENTITY  # the identity genes are part of the data the strata are built from

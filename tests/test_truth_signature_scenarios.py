@@ -44,6 +44,7 @@ from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import B_CELLS
 from cartrack.integrate import merge_samples, normalise
 from cartrack.io import read_gex
+from cartrack.params import PhaseParams, SignatureParams
 from cartrack.simulate import write_cohort
 
 pytestmark = pytest.mark.slow
@@ -92,17 +93,8 @@ def analyse(adata: ad.AnnData, config: dict) -> pd.DataFrame:
     *_, changes = sig.score_and_compare(
         adata,
         gene_sets,
-        min_genes=par["min_genes"],
-        on_too_few=par["on_too_few"],
-        ctrl_size=par["ctrl_size"],
-        n_bins=par["n_bins"],
-        min_cells=par["min_cells"],
-        groups=par["cell_type_groups"],
-        matched_controls=par["matched_controls"],
-        post_min_day=tracking["post_min_day"],
-        visit_window_days=tracking["visit_window_days"],
-        tissue=par["tissue"],
-        min_patients_test=par["min_patients_test"],
+        SignatureParams.from_config(par),
+        PhaseParams.from_config(tracking),
         seed=config["seed"],
     )
     return changes

@@ -108,8 +108,8 @@ def usable_gene_sets(
     gene_sets: Mapping[str, Sequence[str]],
     var_names: Iterable[str],
     *,
-    min_genes: int = 3,
-    on_too_few: str = "warn",
+    min_genes: int,
+    on_too_few: str,
 ) -> dict[str, list[str]]:
     """Resolve every set against the data; warn about missing genes, drop or refuse small sets.
 
@@ -155,10 +155,10 @@ def usable_gene_sets(
 def random_gene_set(
     adata: ad.AnnData,
     *,
-    size: int = 20,
+    size: int,
     exclude: Iterable[str] = (),
     min_frac: float = 0.01,
-    seed: int = 0,
+    seed: int,
 ) -> list[str]:
     """Draw a random gene set as a negative control.
 
@@ -185,8 +185,8 @@ def add_random_control(
     gene_sets: Mapping[str, Sequence[str]],
     adata: ad.AnnData,
     *,
-    size: int = 20,
-    seed: int = 0,
+    size: int,
+    seed: int,
 ) -> dict[str, list[str]]:
     """``gene_sets`` plus :data:`RANDOM_CONTROL`, drawn by :func:`random_gene_set` away from
     every gene of ``gene_sets``; unchanged when ``size`` is 0."""

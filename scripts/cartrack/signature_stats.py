@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 CONTROL_TEST = "paired_t_and_rank_vs_control"
 
 
-def paired_test(baseline: np.ndarray, post: np.ndarray, *, min_patients: int = 3) -> float:
+def paired_test(baseline: np.ndarray, post: np.ndarray, *, min_patients: int) -> float:
     """Two-sided paired t-test p-value; NaN below ``min_patients`` pairs or without variance.
 
     With 3-4 patients the t-test is the only paired test that can reach p < 0.05 (the exact
@@ -86,10 +86,10 @@ def matched_control_sets(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
     *,
-    n_sets: int = 200,
-    n_bins: int = 25,
+    n_sets: int,
+    n_bins: int,
     min_candidates: int = 5,
-    seed: int = 0,
+    seed: int,
 ) -> dict[str, list[list[str]]]:
     """``n_sets`` random gene sets per signature, each matched gene by gene to the signature.
 
@@ -145,7 +145,7 @@ def control_summary(
     gene_sets: Mapping[str, Sequence[str]],
     control_sets: Mapping[str, Sequence[Sequence[str]]],
     *,
-    groups: Iterable[str] = ("B_cells",),
+    groups: Iterable[str],
 ) -> pd.DataFrame:
     """Mean score of every matched control set on every row of ``summary``.
 
@@ -235,10 +235,10 @@ def signature_changes(
     summary: pd.DataFrame,
     *,
     post_min_day: int,
-    visit_window_days: int = 0,
+    visit_window_days: int,
     controls: pd.DataFrame | None = None,
-    tissue: str | None = "PB",
-    min_patients_test: int = 3,
+    tissue: str | None,
+    min_patients_test: int,
     low_n: int = 5,
 ) -> pd.DataFrame:
     """Each post-infusion time point against baseline, paired by patient (signature_changes.tsv).

@@ -28,6 +28,7 @@ import pandas as pd
 import scanpy as sc
 
 from cartrack.genesets import usable_gene_sets
+from cartrack.params import PhaseParams, SignatureParams
 from cartrack.pseudobulk import cell_meta, cell_type_masks
 from cartrack.signature_stats import control_summary, matched_control_sets, signature_changes
 
@@ -49,11 +50,11 @@ def score_cells(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
     *,
-    min_genes: int = 3,
-    on_too_few: str = "warn",
-    ctrl_size: int = 50,
-    n_bins: int = 25,
-    seed: int = 0,
+    min_genes: int,
+    on_too_few: str,
+    ctrl_size: int,
+    n_bins: int,
+    seed: int,
     inplace: bool = True,
 ) -> pd.DataFrame:
     """Score every cell for every gene set with :func:`scanpy.tl.score_genes` on ``.X``.
@@ -121,8 +122,8 @@ def summarise_scores(
     obs: pd.DataFrame,
     scores: pd.DataFrame,
     *,
-    min_cells: int = 20,
-    groups: Iterable[str] = ("B_cells",),
+    min_cells: int,
+    groups: Iterable[str],
 ) -> pd.DataFrame:
     """Mean score per sample x cell type x signature (signatures.tsv).
 
@@ -184,44 +185,49 @@ def summarise_scores(
 def score_and_compare(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
+    params: SignatureParams,
+    phases: PhaseParams,
     *,
-    min_genes: int,
-    on_too_few: str,
-    ctrl_size: int,
-    n_bins: int,
-    min_cells: int,
-    groups: Iterable[str],
-    matched_controls: int,
-    post_min_day: int,
-    visit_window_days: int,
-    tissue: str | None,
-    min_patients_test: int,
-    seed: int = 0,
+    seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rule signatures_score's analysis: per-cell scores (:func:`score_cells`), their
     summary (signatures.tsv) and the changes against matched controls
-    (signature_changes.tsv) of the usable ``gene_sets``."""
+    (signature_changes.tsv) of the usable ``gene_sets``.
+
+    Parameters
+    ----------
+    params
+        Section ``signatures`` (:class:`cartrack.params.SignatureParams`).
+    phases
+        Baseline and after infusion (:class:`cartrack.params.PhaseParams`).
+    seed
+        The workflow's ``seed``: control genes and matched control sets.
+    """
+    p = params
     usable = usable_gene_sets(
-        gene_sets, adata.var_names, min_genes=min_genes, on_too_few=on_too_few
+        gene_sets, adata.var_names, min_genes=p.min_genes, on_too_few=p.on_too_few
     )
     scores = score_cells(
         adata,
         usable,
-        min_genes=min_genes,
-        on_too_few=on_too_few,
-        ctrl_size=ctrl_size,
-        n_bins=n_bins,
+        min_genes=p.min_genes,
+        on_too_few=p.on_too_few,
+        ctrl_size=p.ctrl_size,
+        n_bins=p.n_bins,
         seed=seed,
         inplace=False,
     )
-    summary = summarise_scores(adata.obs, scores, min_cells=min_cells, groups=groups)
-    matched = matched_control_sets(adata, usable, n_sets=matched_controls, n_bins=n_bins, seed=seed)
+    groups = p.cell_type_groups
+    summary = summarise_scores(adata.obs, scores, min_cells=p.min_cells, groups=groups)
+    matched = matched_control_sets(
+        adata, usable, n_sets=p.matched_controls, n_bins=p.n_bins, seed=seed
+    )
     changes = signature_changes(
         summary,
         controls=control_summary(adata, summary, usable, matched, groups=groups),
-        post_min_day=post_min_day,
-        visit_window_days=visit_window_days,
-        tissue=tissue,
-        min_patients_test=min_patients_test,
+        post_min_day=phases.post_min_day,
+        visit_window_days=phases.visit_window_days,
+        tissue=p.tissue,
+        min_patients_test=p.min_patients_test,
     )
     return scores, summary, changes
