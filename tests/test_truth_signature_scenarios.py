@@ -44,7 +44,7 @@ from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import B_CELLS
 from cartrack.integrate import merge_samples, normalise
 from cartrack.io import read_gex
-from cartrack.params import PhaseParams, SignatureParams
+from cartrack.params import DemoParams, PhaseParams, SignatureParams
 from cartrack.simulate import write_cohort
 
 pytestmark = pytest.mark.slow
@@ -114,9 +114,7 @@ def build_cohort(folder: Path) -> dict:
         ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
         baff_genes=sets["NFKB2_NONCANONICAL"],
         truth_dir=truth_dir,
-        cells_per_sample=CELLS,
-        low_quality_rate=config["demo"]["low_quality_rate"],
-        doublet_rate=config["demo"]["doublet_rate"],
+        demo=DemoParams.from_config(config["demo"], cells_per_sample=CELLS),
         seed=config["seed"],
     )
     truth = {
