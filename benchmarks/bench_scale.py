@@ -34,8 +34,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+from cartrack.genesets import read_gmt  # noqa: E402
 from cartrack.params import DemoParams  # noqa: E402
-from cartrack.signatures import read_gmt  # noqa: E402
 from cartrack.simulate import Cohort, write_cohort  # noqa: E402
 from cartrack.simulate_tcr import simulate_tcr_files  # noqa: E402
 

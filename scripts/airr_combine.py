@@ -3,13 +3,17 @@
 import anndata as ad
 
 from cartrack.logs import setup_logging
+from cartrack.params import ReadParams
 from cartrack.tcr import combine_receptors
 
 smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
+bcr = ReadParams.from_config(smk.params.bcr, name="bcr")
+tcr = ReadParams.from_config(smk.params.tcr, name="tcr")
 airr = combine_receptors(
     ad.read_h5ad(smk.input.bcr),
     ad.read_h5ad(smk.input.tcr),
-    productive_only=smk.params.productive_only,
+    # chains are indexed again once combined: as strict as both ingests
+    productive_only=bcr.productive_only and tcr.productive_only,
 )
 airr.write_h5ad(smk.output.airr, compression="gzip")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from cartrack.genesets import read_gmt
 from cartrack.logs import setup_logging
 from cartrack.params import DemoParams
-from cartrack.signatures import read_gmt
 from cartrack.simulate import write_cohort
 from cartrack.simulate_tcr import simulate_tcr_files
 

@@ -11,17 +11,31 @@ from signature_cohort import BAFF, IFN, PATIENTS, make_cohort
 from cartrack import gsea
 from cartrack import pseudobulk as pbk
 from cartrack.design import InputError
+from cartrack.params import GseaParams, PhaseParams, SignatureCellsParams
 
 # a family of sets for the FDR: the signatures, a random set and 20 sets of background genes
 BACKGROUND_SETS = {f"BG{i}": [f"GENE{j}" for j in range(20 * i, 20 * i + 15)] for i in range(20)}
 FAMILY = {"IFN": IFN, "BAFF": BAFF, "RANDOM_CONTROL": [f"GENE{j}" for j in range(3, 400, 19)]}
 FAMILY |= BACKGROUND_SETS
-FAST = {"min_cells": 20, "per_timepoint": False, "post_min_day": 28, "permutations": 200}
+FAST = {"per_timepoint": False, "permutations": 200}
+
+
+def run_gsea(adata, cell_types, *, min_cells=20, tissue="PB", post_min_day=28, **gsea_keys):
+    """gsea.run_gsea on FAMILY with the FAST settings, the schema's for the rest of section
+    signatures.gsea (`gsea_keys` replace them) and a plain cut-off at `post_min_day`."""
+    return gsea.run_gsea(
+        adata,
+        FAMILY,
+        GseaParams.from_config(FAST | gsea_keys, cell_types=cell_types),
+        SignatureCellsParams.from_config({"min_cells": min_cells, "tissue": tissue}),
+        PhaseParams.from_config({"post_min_day": post_min_day, "visit_window_days": 0}),
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="module")
 def fall_monocytes():
-    return gsea.run_gsea(make_cohort("fall"), FAMILY, cell_types=["monocyte"], **FAST)
+    return run_gsea(make_cohort("fall"), ["monocyte"])
 
 
 def test_de_is_pydeseq2_post_over_baseline(fall_monocytes):
@@ -61,26 +75,24 @@ def test_sign_flip_significance_under_the_null_and_with_an_effect():
     fdrs = []
     for _ in range(5):
         obs, nulls = _rankings(rng)
-        res = gsea.sign_flip_prerank(obs, nulls, sets)
+        res = gsea.sign_flip_prerank(obs, nulls, sets, min_size=5, max_size=500)
         fdrs.extend(res["fdr"])
         assert (res["p_value"] >= 1 / 64).all()
     assert np.mean(np.asarray(fdrs) < 0.1) < 0.05
     # power: a shifted set is found, the others are not
     obs, nulls = _rankings(rng, planted=1.5)
-    res = gsea.sign_flip_prerank(obs, nulls, sets).set_index("term")
+    res = gsea.sign_flip_prerank(obs, nulls, sets, min_size=5, max_size=500).set_index("term")
     assert res.loc["BG0", "nes"] > 0 and res.loc["BG0", "fdr"] < 0.05
     assert (res.drop(index="BG0")["fdr"] > 0.1).mean() >= 0.9
 
 
 def test_run_gsea_uses_sign_flip_from_enough_patients():
     # plumbing of the permutation path (7 relabellings keep it fast; power needs more)
-    table, _ = gsea.run_gsea(
+    table, _ = run_gsea(
         make_cohort("fall", patients=PATIENTS[:5]),
-        FAMILY,
-        cell_types=["monocyte"],
+        ["monocyte"],
         sign_flip_min_patients=5,
         max_flips=7,
-        **FAST,
     )
     res = table.set_index("term")
     assert set(res["permutation"]) == {"sign_flip"} and set(res["n_permutations"]) == {7}
@@ -89,12 +101,7 @@ def test_run_gsea_uses_sign_flip_from_enough_patients():
 
 
 def test_composition_only_gives_no_gsea_change_within_cell_types():
-    table, _ = gsea.run_gsea(
-        make_cohort("composition"),
-        FAMILY,
-        cell_types=["monocyte", "B_naive"],
-        **FAST,
-    )
+    table, _ = run_gsea(make_cohort("composition"), ["monocyte", "B_naive"])
     res = table.set_index(["cell_type", "term"])
     assert res.loc[("monocyte", "IFN"), "fdr"] > 0.1
     assert res.loc[("B_naive", "BAFF"), "fdr"] > 0.1
@@ -104,7 +111,7 @@ def test_composition_only_gives_no_gsea_change_within_cell_types():
 def test_few_patients_fall_back_to_gene_set_permutation_with_a_warning(caplog):
     adata = make_cohort("fall", patients=PATIENTS[:3])
     with caplog.at_level(logging.WARNING, logger="cartrack.gsea"):
-        table, _ = gsea.run_gsea(adata, FAMILY, cell_types=["monocyte"], **FAST)
+        table, _ = run_gsea(adata, ["monocyte"])
     assert "3 patients, fewer than 8 for patient-wise sign-flip permutation" in caplog.text
     assert set(table["permutation"]) == {"gene_set"}
     assert table.set_index("term").loc["IFN", "nes"] > 0
@@ -134,8 +141,7 @@ def test_untestable_cell_types_are_reported_not_fatal(scenario, kwargs, why):
     if scenario == "marrow-only study":
         adata.obs["tissue"] = "BM"
         adata.obs.loc[adata.obs["cell_type"] == "monocyte", "tissue"] = "PB"
-    args = FAST | kwargs
-    table, de = gsea.run_gsea(adata, FAMILY, cell_types=["monocyte", "NK"], **args)
+    table, de = run_gsea(adata, ["monocyte", "NK"], **kwargs)
     assert list(table.columns) == gsea.GSEA_COLUMNS
     untestable = table[~table["testable"].astype(bool)]
     assert {"monocyte", "NK"} <= set(untestable["cell_type"])
@@ -152,7 +158,7 @@ def test_merge_gene_sets_rejects_conflicting_definitions():
 
 
 def test_shipped_hallmarks_are_the_50_and_agree_with_the_scored_interferon_sets(repo):
-    from cartrack.signatures import read_gmt
+    from cartrack.genesets import read_gmt
 
     folder = repo / "resources" / "genesets"
     hallmarks = read_gmt([folder / "HALLMARK.gmt"])

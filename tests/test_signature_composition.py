@@ -11,19 +11,25 @@ import pandas as pd
 import pytest
 from signature_cohort import BAFF, GENE_SETS, IDENTITY, IFN, make_cohort
 
+from cartrack import genesets
+from cartrack import signature_stats as sigstats
 from cartrack import signatures as sig
 
 SINGLE_TYPES = ["monocyte", "B_naive", "B_memory", "T_CD4"]
+#: score_cells settings of the tests (the schema's defaults, written out)
+SCORING = {"min_genes": 3, "on_too_few": "warn", "ctrl_size": 50, "n_bins": 25}
+#: signature_changes settings of the tests: a plain cut-off at day 28, blood
+CHANGES = {"post_min_day": 28, "visit_window_days": 0, "tissue": "PB", "min_patients_test": 3}
 
 
 def run_changes(adata, *, n_sets=200, seed=0):
-    gene_sets = sig.add_random_control(GENE_SETS, adata, size=12, seed=seed)
-    usable = sig.usable_gene_sets(gene_sets, adata.var_names)
-    scores = sig.score_cells(adata, usable, seed=seed, inplace=False)
+    gene_sets = genesets.add_random_control(GENE_SETS, adata, size=12, seed=seed)
+    usable = genesets.usable_gene_sets(gene_sets, adata.var_names, min_genes=3, on_too_few="warn")
+    scores = sig.score_cells(adata, usable, **SCORING, seed=seed, inplace=False)
     summary = sig.summarise_scores(adata.obs, scores, min_cells=20, groups=["B_cells"])
-    matched = sig.matched_control_sets(adata, usable, n_sets=n_sets, seed=seed)
-    controls = sig.control_summary(adata, summary, usable, matched, groups=["B_cells"])
-    changes = sig.signature_changes(summary, controls=controls, post_min_day=28)
+    matched = sigstats.matched_control_sets(adata, usable, n_sets=n_sets, n_bins=25, seed=seed)
+    controls = sigstats.control_summary(adata, summary, usable, matched, groups=["B_cells"])
+    changes = sigstats.signature_changes(summary, controls=controls, **CHANGES)
     return changes.set_index(["signature", "cell_type"]), matched, summary, controls
 
 
@@ -66,7 +72,7 @@ def test_true_fall_within_cell_types_is_found(fall):
         assert row["delta"] < 0 and row["delta_vs_control"] < 0, row
         assert row["fdr"] < 0.1, row
         assert row["p_empirical"] < 0.05, row
-        assert row["test"] == sig.CONTROL_TEST
+        assert row["test"] == sigstats.CONTROL_TEST
     # where nothing fell, nothing is found
     for signature, cell_type in (("IFN", "B_memory"), ("BAFF", "B_memory")):
         assert changes.loc[(signature, cell_type), "fdr"] > 0.1
@@ -75,7 +81,7 @@ def test_true_fall_within_cell_types_is_found(fall):
 @pytest.mark.parametrize("scenario", ["composition", "fall"])
 def test_random_control_has_no_change(scenario, composition, fall):
     changes = {"composition": composition, "fall": fall}[scenario][0]
-    control = changes.loc[sig.RANDOM_CONTROL]
+    control = changes.loc[genesets.RANDOM_CONTROL]
     assert len(control) >= 5 and control["p_value"].notna().all()
     assert (control["fdr"] > 0.1).all(), control
 
@@ -83,22 +89,25 @@ def test_random_control_has_no_change(scenario, composition, fall):
 def test_matched_controls_follow_level_and_cell_type(composition):
     _, matched, _, _ = composition
     adata = make_cohort("composition")
-    strata = sig._gene_strata(adata, n_bins=25)
+    strata = sigstats._gene_strata(adata, n_bins=25)
     ifn = matched["IFN"]
     assert len(ifn) == 200 and all(len(s) == len(IFN) for s in ifn)
     drawn = {g for s in ifn for g in s}
-    assert not drawn & set(IFN + BAFF + [sig.RANDOM_CONTROL])
+    assert not drawn & set(IFN + BAFF + [genesets.RANDOM_CONTROL])
     # gene by gene: same expression bin; same top cell type where the stratum allows
     level = strata["level"]
     assert all(level[c] == level[g] for draw in ifn for g, c in zip(IFN, draw, strict=True))
     # seeded: same draw again, another with another seed
-    usable = sig.usable_gene_sets(
-        sig.add_random_control(GENE_SETS, adata, size=12, seed=0), adata.var_names
+    usable = genesets.usable_gene_sets(
+        genesets.add_random_control(GENE_SETS, adata, size=12, seed=0),
+        adata.var_names,
+        min_genes=3,
+        on_too_few="warn",
     )
-    again = sig.matched_control_sets(adata, usable, n_sets=200, seed=0)
-    other = sig.matched_control_sets(adata, usable, n_sets=200, seed=1)
+    again = sigstats.matched_control_sets(adata, usable, n_sets=200, n_bins=25, seed=0)
+    other = sigstats.matched_control_sets(adata, usable, n_sets=200, n_bins=25, seed=1)
     assert again["IFN"] == ifn != other["IFN"]
-    assert sig.matched_control_sets(adata, usable, n_sets=0) == {}
+    assert sigstats.matched_control_sets(adata, usable, n_sets=0, n_bins=25, seed=0) == {}
 
 
 def test_matched_controls_share_the_cell_type_specificity():
@@ -116,8 +125,8 @@ def test_matched_controls_share_the_cell_type_specificity():
         var=pd.DataFrame(index=genes),
     )
     sets = {"MONO": genes[:10], "TCELL": genes[300:310]}
-    matched = sig.matched_control_sets(adata, sets, n_sets=50, seed=0)
-    strata = sig._gene_strata(adata, n_bins=10)
+    matched = sigstats.matched_control_sets(adata, sets, n_sets=50, n_bins=25, seed=0)
+    strata = sigstats._gene_strata(adata, n_bins=10)
     for name, expected in (("MONO", "monocyte"), ("TCELL", "T_CD4")):
         drawn = [g for draw in matched[name] for g in draw]
         assert (strata.loc[drawn, "top"] == expected).mean() > 0.95, name
@@ -142,7 +151,7 @@ def test_control_scores_equal_scanpy_scores_with_the_signatures_control_genes(co
 
 def test_changes_without_controls_keep_the_paired_test(composition):
     _, _, summary, _ = composition
-    plain = sig.signature_changes(summary, post_min_day=28)
+    plain = sigstats.signature_changes(summary, **CHANGES)
     assert set(plain["test"]) == {"paired_t"}
     assert plain["delta_vs_control"].isna().all() and plain["p_empirical"].isna().all()
     assert IDENTITY  # the identity genes are part of the data the strata are built from

@@ -1,4 +1,4 @@
-"""Tests of cartrack.signatures on tiny synthetic cohorts built here.
+"""Tests of cartrack.signatures, genesets and signature_stats on tiny synthetic cohorts built here.
 
 The paired design: 6 patients, a baseline, D28 and M3 sample in blood each (patients sampled
 on different days), a baseline bone-marrow sample, three cell types. An interferon programme
@@ -15,7 +15,9 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
+from cartrack import genesets
 from cartrack import pseudobulk as pbk
+from cartrack import signature_stats as sigstats
 from cartrack import signatures as sig
 from cartrack.tables import write_tsv
 
@@ -36,6 +38,10 @@ CELL_TYPES = ["monocyte", "B_naive", "T_CD4"]
 VISITS = {"screening": -7, "D12": 12, "D28": 28, "M3": 90}
 PATIENTS = [f"P{i}" for i in range(1, 7)]
 RESPONDERS = PATIENTS[:5]  # P6 keeps its interferon signature
+#: score_cells settings of the tests (the schema's defaults, written out)
+SCORING = {"min_genes": 3, "on_too_few": "warn", "ctrl_size": 50, "n_bins": 25}
+#: signature_changes settings of the tests: a plain cut-off at day 28, blood
+CHANGES = {"post_min_day": 28, "visit_window_days": 0, "tissue": "PB", "min_patients_test": 3}
 
 
 def make_cohort(seed: int = 0, n_cells: int = 40) -> ad.AnnData:
@@ -92,13 +98,13 @@ def cohort() -> ad.AnnData:
 
 @pytest.fixture(scope="module")
 def scored(cohort):
-    gene_sets = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)
-    scores = sig.score_cells(cohort, gene_sets, min_genes=3, seed=0, inplace=False)
+    gene_sets = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)
+    scores = sig.score_cells(cohort, gene_sets, **SCORING, seed=0, inplace=False)
     summary = sig.summarise_scores(cohort.obs, scores, min_cells=10, groups=["B_cells"])
-    usable = sig.usable_gene_sets(gene_sets, cohort.var_names)
-    matched = sig.matched_control_sets(cohort, usable, n_sets=100, seed=0)
-    controls = sig.control_summary(cohort, summary, usable, matched, groups=["B_cells"])
-    changes = sig.signature_changes(summary, controls=controls, post_min_day=28, tissue="PB")
+    usable = genesets.usable_gene_sets(gene_sets, cohort.var_names, min_genes=3, on_too_few="warn")
+    matched = sigstats.matched_control_sets(cohort, usable, n_sets=100, n_bins=25, seed=0)
+    controls = sigstats.control_summary(cohort, summary, usable, matched, groups=["B_cells"])
+    changes = sigstats.signature_changes(summary, controls=controls, **CHANGES)
     return scores, summary, changes
 
 
@@ -107,8 +113,8 @@ def scored(cohort):
 # --------------------------------------------------------------------------------------------
 def test_shipped_gene_sets(repo):
     paths = sorted((repo / "resources" / "genesets").glob("*.gmt"))
-    sets = sig.read_gmt([p for p in paths if p.name != "HALLMARK.gmt"])
-    hallmarks = sig.read_gmt([repo / "resources" / "genesets" / "HALLMARK.gmt"])
+    sets = genesets.read_gmt([p for p in paths if p.name != "HALLMARK.gmt"])
+    hallmarks = genesets.read_gmt([repo / "resources" / "genesets" / "HALLMARK.gmt"])
     scored = {n: g for n, g in sets.items() if n not in hallmarks or n.endswith("_RESPONSE")}
     assert {
         "IFN": 6,
@@ -125,40 +131,42 @@ def test_shipped_gene_sets(repo):
 
 def test_read_gmt_rejects_duplicate_names(tmp_path):
     a, b = tmp_path / "a.gmt", tmp_path / "b.gmt"
-    sig.write_gmt({"IFN": ["ISG15", "MX1"]}, a)
-    sig.write_gmt({"IFN": ["IFI27"]}, b)
-    assert sig.read_gmt([a]) == {"IFN": ["ISG15", "MX1"]}
+    genesets.write_gmt({"IFN": ["ISG15", "MX1"]}, a)
+    genesets.write_gmt({"IFN": ["IFI27"]}, b)
+    assert genesets.read_gmt([a]) == {"IFN": ["ISG15", "MX1"]}
     with pytest.raises(ValueError, match="defined twice"):
-        sig.read_gmt([a, b])
+        genesets.read_gmt([a, b])
 
 
 def test_aliases_match_both_ways():
-    assert sig.resolve_genes(["DDX58", "MX1", "NOPE"], ["RIGI", "MX1"]) == (
+    assert genesets.resolve_genes(["DDX58", "MX1", "NOPE"], ["RIGI", "MX1"]) == (
         ["RIGI", "MX1"],
         ["NOPE"],
     )
-    assert sig.resolve_genes(["RIGI", "WARS1"], ["DDX58", "WARS"]) == (["DDX58", "WARS"], [])
+    assert genesets.resolve_genes(["RIGI", "WARS1"], ["DDX58", "WARS"]) == (["DDX58", "WARS"], [])
 
 
 def test_missing_genes_warn_with_count_and_small_sets_skip_or_fail(caplog):
     sets = {"OK": ["A", "B", "C", "X"], "SMALL": ["A", "Y", "Z"]}
-    with caplog.at_level(logging.WARNING, logger="cartrack.signatures"):
-        kept = sig.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3)
+    with caplog.at_level(logging.WARNING, logger="cartrack.genesets"):
+        kept = genesets.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3, on_too_few="warn")
     assert kept == {"OK": ["A", "B", "C"]}
     assert "signature OK: 1 of 4 genes not in the data" in caplog.text
     assert "SMALL: only 1 genes in the data, fewer than 3: skipped" in caplog.text
     with pytest.raises(ValueError, match="SMALL"):
-        sig.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3, on_too_few="error")
+        genesets.usable_gene_sets(sets, ["A", "B", "C"], min_genes=3, on_too_few="error")
 
 
 def test_random_control_is_deterministic_and_avoids_signature_genes(cohort):
-    a = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)[sig.RANDOM_CONTROL]
-    b = sig.add_random_control(GENE_SETS, cohort, size=12, seed=0)[sig.RANDOM_CONTROL]
-    c = sig.add_random_control(GENE_SETS, cohort, size=12, seed=1)[sig.RANDOM_CONTROL]
+    a = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)[genesets.RANDOM_CONTROL]
+    b = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=0)[genesets.RANDOM_CONTROL]
+    c = genesets.add_random_control(GENE_SETS, cohort, size=12, seed=1)[genesets.RANDOM_CONTROL]
     assert a == b != c
     assert len(set(a)) == 12
     assert not set(a) & {g for genes in GENE_SETS.values() for g in genes}
-    assert sig.RANDOM_CONTROL not in sig.add_random_control(GENE_SETS, cohort, size=0)
+    assert genesets.RANDOM_CONTROL not in genesets.add_random_control(
+        GENE_SETS, cohort, size=0, seed=0
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,13 +174,15 @@ def test_random_control_is_deterministic_and_avoids_signature_genes(cohort):
 # --------------------------------------------------------------------------------------------
 def test_score_cells_adds_one_obs_column_per_signature(cohort):
     adata = cohort.copy()
-    scores = sig.score_cells(adata, {"IFN": IFN6, "TOO_SMALL": ["IFI27", "NOPE"]}, seed=0)
+    scores = sig.score_cells(
+        adata, {"IFN": IFN6, "TOO_SMALL": ["IFI27", "NOPE"]}, **SCORING, seed=0
+    )
     assert list(scores.columns) == ["IFN_score"]
     assert "IFN_score" in adata.obs and "TOO_SMALL_score" not in adata.obs
     base = adata.obs["day"] <= 0
     post = (adata.obs["day"] >= 28) & adata.obs["patient"].isin(RESPONDERS)
     assert scores.loc[base, "IFN_score"].mean() > scores.loc[post, "IFN_score"].mean() + 0.5
-    again = sig.score_cells(cohort, {"IFN": IFN6}, seed=0, inplace=False)
+    again = sig.score_cells(cohort, {"IFN": IFN6}, **SCORING, seed=0, inplace=False)
     pd.testing.assert_frame_equal(scores, again)
     assert "IFN_score" not in cohort.obs  # inplace=False leaves the object alone
     table = sig.scores_table(scores)
@@ -188,7 +198,9 @@ def test_a_strong_programme_does_not_leak_into_other_scores_through_controls():
     rate = np.ones((400, len(genes)))
     rate[:, : len(IFN6 + ISG_MORE)] = np.where(on, 2.0, 0.3)[:, None]
     adata = ad.AnnData(X=np.log1p(rng.poisson(rate).astype(float)), var=pd.DataFrame(index=genes))
-    scores = sig.score_cells(adata, {"IFN": IFN6 + ISG_MORE, "NULL_SET": BACKGROUND[:10]})
+    scores = sig.score_cells(
+        adata, {"IFN": IFN6 + ISG_MORE, "NULL_SET": BACKGROUND[:10]}, **SCORING, seed=0
+    )
     ifn, null = scores["IFN_score"], scores["NULL_SET_score"]
     assert ifn[on].mean() - ifn[~on].mean() > 0.5
     assert abs(null[on].mean() - null[~on].mean()) < 0.03
@@ -221,7 +233,7 @@ def test_changes_detect_planted_ifn_drop(scored):
         assert (rows["delta"] < 0).all()
         assert (rows["fdr"] < 0.05).all(), rows
         assert (rows["n_patients"] == 6).all()
-        assert (rows["test"] == sig.CONTROL_TEST).all() and not rows["low_n"].any()
+        assert (rows["test"] == sigstats.CONTROL_TEST).all() and not rows["low_n"].any()
     # delta is post_mean - baseline_mean
     assert np.allclose(changes["delta"], changes["post_mean"] - changes["baseline_mean"])
     # day is the median day of the label over patients (days 28..33 -> 30.5 -> 30)
@@ -239,7 +251,7 @@ def test_changes_baff_falls_in_b_cells_once_back(scored):
 
 def test_random_control_shows_no_change(scored):
     _, _, changes = scored
-    control = changes[changes["signature"] == sig.RANDOM_CONTROL]
+    control = changes[changes["signature"] == genesets.RANDOM_CONTROL]
     assert len(control) > 0 and control["p_value"].notna().all()
     assert (control["fdr"] >= 0.05).all(), control
     null_set = changes[changes["signature"] == "NULL_SET"]
@@ -249,17 +261,17 @@ def test_random_control_shows_no_change(scored):
 def test_changes_with_few_patients_have_no_p_value(scored):
     _, summary, _ = scored
     two = summary[summary["patient"].isin(["P1", "P2"])]
-    changes = sig.signature_changes(two, post_min_day=28)
+    changes = sigstats.signature_changes(two, **CHANGES)
     assert changes["p_value"].isna().all() and changes["fdr"].isna().all()
     assert (changes["test"] == "none").all() and changes["low_n"].all()
-    four = sig.signature_changes(summary[summary["patient"].isin(PATIENTS[:4])], post_min_day=28)
+    four = sigstats.signature_changes(summary[summary["patient"].isin(PATIENTS[:4])], **CHANGES)
     assert four["p_value"].notna().all() and four["low_n"].all()
 
 
 def test_changes_table_is_written_per_contract(scored, tmp_path):
     _, _, changes = scored
-    two = sig.signature_changes(
-        pd.concat([scored[1][scored[1]["patient"].isin(["P1", "P2"])]]), post_min_day=28
+    two = sigstats.signature_changes(
+        pd.concat([scored[1][scored[1]["patient"].isin(["P1", "P2"])]]), **CHANGES
     )
     out = tmp_path / "signature_changes.tsv"
     write_tsv(pd.concat([changes, two]), out)
@@ -275,16 +287,16 @@ def test_fdr_is_a_family_per_signature(scored):
     # the random control must not borrow the interferon set's discoveries
     _, _, changes = scored
     for _, rows in changes.groupby("signature"):
-        np.testing.assert_allclose(rows["fdr"], sig.bh_fdr(rows["p_value"]), equal_nan=True)
-    pooled = sig.bh_fdr(changes["p_value"])
-    control = (changes["signature"] == sig.RANDOM_CONTROL).to_numpy()
+        np.testing.assert_allclose(rows["fdr"], sigstats.bh_fdr(rows["p_value"]), equal_nan=True)
+    pooled = sigstats.bh_fdr(changes["p_value"])
+    control = (changes["signature"] == genesets.RANDOM_CONTROL).to_numpy()
     # where it matters, at its most significant row (BH over a larger family can raise a large
     # p-value's adjusted value, so the rows are not compared one by one)
     assert changes.loc[control, "fdr"].min() >= pooled[control].min()
 
 
 def test_bh_fdr_skips_missing():
-    fdr = sig.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
+    fdr = sigstats.bh_fdr(pd.Series([0.01, np.nan, 0.04, 0.03]))
     assert np.isnan(fdr[1])
     assert fdr[[0, 2, 3]].tolist() == pytest.approx([0.03, 0.04, 0.04])
 
@@ -294,7 +306,12 @@ def test_bh_fdr_skips_missing():
 # --------------------------------------------------------------------------------------------
 def test_pseudobulk_sums_counts(cohort):
     pb = pbk.pseudobulk(
-        cohort, cell_types=["all", "monocyte", "B_cells"], min_cells=10, post_min_day=28
+        cohort,
+        cell_types=["all", "monocyte", "B_cells"],
+        min_cells=10,
+        post_min_day=28,
+        visit_window_days=0,
+        tissue="PB",
     )
     assert set(pb.obs["condition"]) == {"baseline", "D28", "M3"}  # D12 < post_min_day
     assert set(pb.obs["cell_type"]) == {"all", "monocyte", "B_cells"}
@@ -308,10 +325,10 @@ def test_pseudobulk_sums_counts(cohort):
     expected = np.asarray(cohort.layers["counts"][cells].sum(axis=0)).ravel()
     np.testing.assert_allclose(pb.X[row].toarray().ravel(), expected)
     assert pb.obs.loc["P1|baseline|monocyte", "n_cells"] == 40
-    counts, meta = pbk.paired_counts(pb, cell_type="B_cells", post=["D28", "M3"])
+    counts, meta = pbk.paired_counts(pb, cell_type="B_cells", post=["D28", "M3"], min_counts=10)
     assert list(meta["condition"].unique()) == ["baseline", "post"]
     assert meta["patient"].nunique() == 6 and len(counts) == 12
-    empty, none = pbk.paired_counts(pb, cell_type="B_cells", post=["D28"])
+    empty, none = pbk.paired_counts(pb, cell_type="B_cells", post=["D28"], min_counts=10)
     assert empty.empty and none.empty
 
 
@@ -353,13 +370,8 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     folder = repo / "resources" / "genesets"
     family = [str(folder / "HALLMARK.gmt")]
     gmts = [str(p) for p in sorted(folder.glob("*.gmt")) if str(p) not in family]
-    common = {
-        "min_cells": 10,
-        "tissue": "PB",
-        "post_min_day": 28,
-        "visit_window_days": 3,
-        "seed": 0,
-    }
+    cells = {"min_cells": 10, "tissue": "PB"}
+    common = {"phases": {"post_min_day": 28, "visit_window_days": 3}, "seed": 0}
     score = _Named(
         input=_Named(h5ad=str(h5ad), gmt=gmts),
         output=_Named(
@@ -369,14 +381,17 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
             changes=str(tmp_path / "signature_changes.tsv"),
         ),
         params=_Named(
-            min_genes=3,
-            on_too_few="warn",
-            ctrl_size=50,
-            n_bins=25,
-            random_control_size=20,
-            matched_controls=50,
-            cell_type_groups=["B_cells"],
-            min_patients_test=3,
+            signatures={
+                "min_genes": 3,
+                "on_too_few": "warn",
+                "ctrl_size": 50,
+                "n_bins": 25,
+                "random_control_size": 20,
+                "matched_controls": 50,
+                "cell_type_groups": ["B_cells"],
+                "min_patients_test": 3,
+                **cells,
+            },
             **common,
         ),
         log=[str(tmp_path / "score.log")],
@@ -388,14 +403,17 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
         ),
         output=_Named(gsea=str(tmp_path / "gsea.tsv"), de=str(tmp_path / "pseudobulk_de.tsv")),
         params=_Named(
-            cell_types=["all", "monocyte", "B_cells"],
-            per_timepoint=False,
-            min_counts=10,
-            permutations=100,
-            sign_flip_min_patients=7,
-            max_flips=7,
-            min_size=5,
-            max_size=500,
+            gsea={
+                "cell_types": ["all", "monocyte", "B_cells"],
+                "per_timepoint": False,
+                "min_counts": 10,
+                "permutations": 100,
+                "sign_flip_min_patients": 7,
+                "max_flips": 7,
+                "min_size": 5,
+                "max_size": 500,
+            },
+            cells=cells,
             **common,
         ),
         log=[str(tmp_path / "gsea.log")],
@@ -416,7 +434,7 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
         table = read(name)
         assert set(cols.split()) <= set(table.columns), name
         assert len(table) > 0, name
-    assert {"IFN", "BAFF", sig.RANDOM_CONTROL} <= set(read("signatures.tsv")["signature"])
+    assert {"IFN", "BAFF", genesets.RANDOM_CONTROL} <= set(read("signatures.tsv")["signature"])
     gsea = read("gsea.tsv")
     assert set(gsea["comparison"]) == {"baseline_vs_post"}
     # the family (50 hallmarks, most without genes in this small cohort) joins the signatures

@@ -94,7 +94,7 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
         ]
     )
     index_chains(bcr)
-    both = combine_receptors(bcr, a)
+    both = combine_receptors(bcr, a, productive_only=True)
     shared = bcr.obs_names.intersection(a.obs_names)
     assert len(shared) == 27  # PROVENANCE: 27 BL6 cells have both
     assert both.n_obs == bcr.n_obs + a.n_obs - 27

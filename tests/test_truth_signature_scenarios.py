@@ -38,11 +38,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from cartrack import genesets
 from cartrack import signatures as sig
 from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import B_CELLS
 from cartrack.integrate import merge_samples, normalise
 from cartrack.io import read_gex
+from cartrack.params import DemoParams, PhaseParams, SignatureParams
 from cartrack.simulate import write_cohort
 
 pytestmark = pytest.mark.slow
@@ -84,24 +86,15 @@ def make_sheet(config: dict, folder: Path) -> pd.DataFrame:
 def analyse(adata: ad.AnnData, config: dict) -> pd.DataFrame:
     """signature_changes of these cells, exactly as rule signatures_score computes them."""
     par, tracking = config["signatures"], config["tracking"]
-    gene_sets = sig.read_gmt([REPO / p for p in par["gmt"]])
-    gene_sets = sig.add_random_control(
+    gene_sets = genesets.read_gmt([REPO / p for p in par["gmt"]])
+    gene_sets = genesets.add_random_control(
         gene_sets, adata, size=par["random_control_size"], seed=config["seed"]
     )
     *_, changes = sig.score_and_compare(
         adata,
         gene_sets,
-        min_genes=par["min_genes"],
-        on_too_few=par["on_too_few"],
-        ctrl_size=par["ctrl_size"],
-        n_bins=par["n_bins"],
-        min_cells=par["min_cells"],
-        groups=par["cell_type_groups"],
-        matched_controls=par["matched_controls"],
-        post_min_day=tracking["post_min_day"],
-        visit_window_days=tracking["visit_window_days"],
-        tissue=par["tissue"],
-        min_patients_test=par["min_patients_test"],
+        SignatureParams.from_config(par),
+        PhaseParams.from_config(tracking),
         seed=config["seed"],
     )
     return changes
@@ -111,7 +104,7 @@ def build_cohort(folder: Path) -> dict:
     """Simulate, read, QC, normalise, annotate, analyse per scenario (module docstring)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     sheet = make_sheet(config, folder)
-    sets = sig.read_gmt(
+    sets = genesets.read_gmt(
         [REPO / "resources" / "genesets" / f"{name}.gmt"
          for name in ("IFN", "HALLMARK_INTERFERON_ALPHA_RESPONSE", "NFKB2_NONCANONICAL")]
     )  # fmt: skip
@@ -121,9 +114,7 @@ def build_cohort(folder: Path) -> dict:
         ifn_genes=sets["IFN"] + sets["HALLMARK_INTERFERON_ALPHA_RESPONSE"],
         baff_genes=sets["NFKB2_NONCANONICAL"],
         truth_dir=truth_dir,
-        cells_per_sample=CELLS,
-        low_quality_rate=config["demo"]["low_quality_rate"],
-        doublet_rate=config["demo"]["doublet_rate"],
+        demo=DemoParams.from_config(config["demo"], cells_per_sample=CELLS),
         seed=config["seed"],
     )
     truth = {
@@ -285,7 +276,7 @@ def test_random_control_has_no_change_in_the_composition_only_cohort(cohort):
     """Nothing changes within cell types there, and the matched controls move with the
     mix: the random control is called nowhere, pooled rows included."""
     changes = cohort["changes"]["composition_only"]
-    control = changes[changes["signature"] == sig.RANDOM_CONTROL]
+    control = changes[changes["signature"] == genesets.RANDOM_CONTROL]
     tested = control[control["p_value"].notna()]
     assert len(tested) >= 15, control
     assert (tested["fdr"] > ALPHA).all(), tested

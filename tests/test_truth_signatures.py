@@ -54,28 +54,22 @@ def random_draws(tiny_run):
     tested like a signature against its own 200 matched control sets."""
     import anndata as ad
 
+    from cartrack import genesets
     from cartrack import signatures as sig
+    from cartrack.params import PhaseParams, SignatureParams
 
     config = yaml.safe_load((tiny_run / "config" / "config.yaml").read_text())
     par, tracking = config["signatures"], config["tracking"]
     adata = ad.read_h5ad(tiny_run / "results" / "gex" / "annotated.h5ad")
     out = []
     for seed in range(1001, 1031):
-        sets = {f"R{seed}": sig.random_gene_set(adata, size=20, seed=seed)}
+        sets = {f"R{seed}": genesets.random_gene_set(adata, size=20, seed=seed)}
         *_, changes = sig.score_and_compare(
             adata,
             sets,
-            min_genes=par["min_genes"],
-            on_too_few=par["on_too_few"],
-            ctrl_size=par["ctrl_size"],
-            n_bins=par["n_bins"],
-            min_cells=par["min_cells"],
-            groups=par["cell_type_groups"],
-            matched_controls=200,
-            post_min_day=tracking["post_min_day"],
-            visit_window_days=tracking["visit_window_days"],
-            tissue=par["tissue"],
-            min_patients_test=par["min_patients_test"],
+            SignatureParams.from_config(par, matched_controls=200),
+            PhaseParams.from_config(tracking),
+            seed=0,
         )
         out.append(changes)
     return pd.concat(out).dropna(subset=["p_value"])

@@ -37,7 +37,8 @@ import pandas as pd
 
 from cartrack import pseudobulk as pbk
 from cartrack.design import BASELINE, InputError
-from cartrack.signatures import resolve_genes
+from cartrack.genesets import resolve_genes
+from cartrack.params import GseaParams, PhaseParams, SignatureCellsParams
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +97,10 @@ def prerank(
     ranking: pd.Series,
     gene_sets: Mapping[str, Sequence[str]],
     *,
-    permutations: int = 1000,
-    min_size: int = 5,
-    max_size: int = 500,
-    seed: int = 0,
+    permutations: int,
+    min_size: int,
+    max_size: int,
+    seed: int,
 ) -> pd.DataFrame:
     """gseapy prerank (gene-set permutation) on one ranking; sets outside the size limits are
     dropped with a warning.
@@ -164,8 +165,8 @@ def sign_flip_prerank(
     null_rankings: pd.DataFrame,
     gene_sets: Mapping[str, Sequence[str]],
     *,
-    min_size: int = 5,
-    max_size: int = 500,
+    min_size: int,
+    max_size: int,
 ) -> pd.DataFrame:
     """GSEA with a permutation null: gseapy's enrichment scores of ``ranking`` against those
     of each column of ``null_rankings`` (same genes), NES / nominal p / FDR by gseapy's
@@ -235,21 +236,12 @@ def _not_testable(cell_type: str, comparison: str, note: str, n_patients: int = 
 def run_gsea(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
+    params: GseaParams,
+    cells: SignatureCellsParams,
+    phases: PhaseParams,
     *,
-    cell_types: Sequence[str],
-    post_min_day: int,
-    visit_window_days: int = 0,
-    tissue: str | None = "PB",
-    min_cells: int = 20,
-    per_timepoint: bool = True,
+    seed: int,
     layer: str | None = "counts",
-    min_counts: int = 10,
-    permutations: int = 1000,
-    sign_flip_min_patients: int = 8,
-    max_flips: int = 63,
-    min_size: int = 5,
-    max_size: int = 500,
-    seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Pseudobulk DE and GSEA per cell type and comparison (gsea.tsv, pseudobulk_de.tsv).
 
@@ -260,29 +252,44 @@ def run_gsea(
     reason in `note`, instead of failing; so does one with fewer than two such patients
     (``~ patient + condition`` then has no residual degrees of freedom).
 
+    Parameters
+    ----------
+    params
+        Section ``signatures.gsea`` (:class:`cartrack.params.GseaParams`).
+    cells
+        Tissue and smallest pseudobulk (:class:`cartrack.params.SignatureCellsParams`).
+    phases
+        Baseline and after infusion (:class:`cartrack.params.PhaseParams`).
+    seed
+        The workflow's ``seed``: gene-set permutations and the choice of sign flips.
+    layer
+        Raw counts (``None``: ``.X``).
+
     Returns
     -------
     ``(gsea, de)``: columns :data:`GSEA_COLUMNS` and :data:`cartrack.pseudobulk.DE_COLUMNS`.
     """
+    p = params
+    cell_types, tissue, min_cells = p.cell_types, cells.tissue, cells.min_cells
     pb = pbk.pseudobulk(
         adata,
         cell_types=cell_types,
         layer=layer,
-        post_min_day=post_min_day,
-        visit_window_days=visit_window_days,
+        post_min_day=phases.post_min_day,
+        visit_window_days=phases.visit_window_days,
         tissue=tissue,
         min_cells=min_cells,
     )
     post_obs = pb.obs[pb.obs["condition"] != BASELINE]
     timepoints = list(post_obs.groupby("condition")["day"].median().sort_values().index)
     comparisons = {"baseline_vs_post": timepoints}
-    if per_timepoint:
+    if p.per_timepoint:
         comparisons |= {f"baseline_vs_{t}": [t] for t in timepoints}
     rows, results, de_tables = [], [], []
     for cell_type in cell_types:
         for comparison, post in comparisons.items():
             counts, metadata = pbk.paired_counts(
-                pb, cell_type=cell_type, post=post, min_counts=min_counts
+                pb, cell_type=cell_type, post=post, min_counts=p.min_counts
             )
             n_patients = metadata["patient"].nunique()
             if n_patients < 2:
@@ -292,7 +299,7 @@ def run_gsea(
                         cell_type,
                         comparison,
                         f"{n_patients} patients with >= {min_cells} {cell_type} cells in "
-                        f"{where} both at baseline and after day {post_min_day}",
+                        f"{where} both at baseline and after day {phases.post_min_day}",
                         n_patients,
                     )
                 )
@@ -305,13 +312,13 @@ def run_gsea(
             )
             # positive = higher at baseline; genes without a statistic are not ranked
             ranking = -de["stat"].dropna()
-            if n_patients >= sign_flip_min_patients:
+            if n_patients >= p.sign_flip_min_patients:
                 flips = pbk.flip_patterns(
-                    metadata["patient"].unique(), max_flips=max_flips, seed=seed
+                    metadata["patient"].unique(), max_flips=p.max_flips, seed=seed
                 )
                 nulls = -pbk.sign_flip_statistics(counts, metadata, flips, fit)
                 res = sign_flip_prerank(
-                    ranking, nulls, gene_sets, min_size=min_size, max_size=max_size
+                    ranking, nulls, gene_sets, min_size=p.min_size, max_size=p.max_size
                 )
                 how, n_perm = "sign_flip", len(flips)
             else:
@@ -322,17 +329,17 @@ def run_gsea(
                     cell_type,
                     comparison,
                     n_patients,
-                    sign_flip_min_patients,
+                    p.sign_flip_min_patients,
                 )
                 res = prerank(
                     ranking.sort_values(ascending=False, kind="mergesort"),
                     gene_sets,
-                    permutations=permutations,
-                    min_size=min_size,
-                    max_size=max_size,
+                    permutations=p.permutations,
+                    min_size=p.min_size,
+                    max_size=p.max_size,
                     seed=seed,
                 )
-                how, n_perm = "gene_set", permutations
+                how, n_perm = "gene_set", p.permutations
             log.info(
                 "GSEA %s %s: %d patients, %d genes, %d sets, %s permutation (%d)",
                 cell_type,

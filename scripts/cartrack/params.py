@@ -112,13 +112,22 @@ class CloneParams(ConfigParams):
 
 
 @dataclass(frozen=True)
-class TrackingParams(ConfigParams):
-    """Clone tracking (section ``tracking``; rule bcr_clones):
-    :func:`cartrack.tracking.track_clones`. The fields are documented in the schema."""
+class PhaseParams(ConfigParams):
+    """Which samples are baseline, early or after infusion (two keys of section ``tracking``):
+    :func:`cartrack.design.phase`. Rules that compare baseline with after infusion outside
+    clone tracking (signatures_score, signatures_gsea) pass only these keys, so that tuning
+    the elimination test does not rerun them."""
 
     SECTION: ClassVar[str] = "tracking"
     post_min_day: int
     visit_window_days: int
+
+
+@dataclass(frozen=True)
+class TrackingParams(PhaseParams):
+    """Clone tracking (section ``tracking``; rule bcr_clones):
+    :func:`cartrack.tracking.track_clones`. The fields are documented in the schema."""
+
     alpha: float
     fdr_family: str
     compartments: dict[str, tuple[str, ...]]
@@ -137,6 +146,47 @@ class TrackingParams(ConfigParams):
     dp_min_protein_dsb: float
     dp_min_baseline_cells: int
     isotype_control_pattern: str | None
+
+
+@dataclass(frozen=True)
+class SignatureCellsParams(ConfigParams):
+    """Which cells the signature tables and pseudobulks count (two keys of section
+    ``signatures``; rules signatures_score, signatures_gsea)."""
+
+    SECTION: ClassVar[str] = "signatures"
+    min_cells: int
+    tissue: str | None
+
+
+@dataclass(frozen=True)
+class SignatureParams(SignatureCellsParams):
+    """Gene-signature scores and their changes (section ``signatures``; rule
+    signatures_score): :func:`cartrack.signatures.score_and_compare`."""
+
+    min_genes: int
+    on_too_few: str
+    ctrl_size: int
+    n_bins: int
+    random_control_size: int
+    matched_controls: int
+    cell_type_groups: tuple[str, ...]
+    min_patients_test: int
+
+
+@dataclass(frozen=True)
+class GseaParams(ConfigParams):
+    """Pseudobulk DE and GSEA (section ``signatures.gsea``; rule signatures_gsea):
+    :func:`cartrack.gsea.run_gsea`."""
+
+    SECTION: ClassVar[str] = "signatures.gsea"
+    cell_types: tuple[str, ...]
+    per_timepoint: bool
+    min_counts: int
+    permutations: int
+    sign_flip_min_patients: int
+    max_flips: int
+    min_size: int
+    max_size: int
 
 
 @dataclass(frozen=True)

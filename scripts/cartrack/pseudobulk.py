@@ -79,7 +79,7 @@ def condition_labels(
     timepoint: pd.Series,
     *,
     post_min_day: int,
-    visit_window_days: int = 0,
+    visit_window_days: int,
     tissue: pd.Series | None = None,
 ) -> pd.Series:
     """`baseline`, the `timepoint` label after infusion, else NA; phases from
@@ -103,10 +103,10 @@ def pseudobulk(
     *,
     cell_types: Iterable[str],
     post_min_day: int,
-    visit_window_days: int = 0,
+    visit_window_days: int,
     layer: str | None = "counts",
-    tissue: str | None = "PB",
-    min_cells: int = 20,
+    tissue: str | None,
+    min_cells: int,
 ) -> ad.AnnData:
     """Summed raw counts per patient x condition x cell type.
 
@@ -172,7 +172,7 @@ def pseudobulk(
 
 
 def paired_counts(
-    pb: ad.AnnData, *, cell_type: str, post: Sequence[str], min_counts: int = 10
+    pb: ad.AnnData, *, cell_type: str, post: Sequence[str], min_counts: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One baseline and one post pseudobulk per patient that has both, for PyDESeq2.
 

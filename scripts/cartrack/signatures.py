@@ -1,4 +1,4 @@
-"""Gene-signature scores per cell and their changes after CAR-T (signatures.tsv, changes).
+"""Gene-signature scores per cell and their summary per sample (scores.tsv, signatures.tsv).
 
 1. Scores per cell: :func:`score_cells` runs :func:`scanpy.tl.score_genes` once per gene set
    on the whole cohort (mean log-normalised expression of the set minus that of control genes
@@ -9,231 +9,38 @@
    between lymphodepleted and recovered samples), and a per-cell mean score is all the
    downstream tables need.
 2. Tables: :func:`summarise_scores` gives the mean score per sample x cell type (every single
-   type, `all` and groups such as `B_cells`); :func:`signature_changes` compares each
-   post-infusion time point with baseline, paired by patient, within cell types, with a
-   composition-adjusted estimate for pooled rows and matched random gene sets
-   (:func:`matched_control_sets`, :func:`control_summary`) as negative controls.
+   type, `all` and groups such as `B_cells`).
+3. The whole step of rule signatures_score: :func:`score_and_compare`.
 
-Pseudobulk differential expression and GSEA live in :mod:`cartrack.pseudobulk` and
-:mod:`cartrack.gsea`.
-
-Gene symbols: sets are matched to ``var_names`` by exact symbol, then through :data:`ALIASES`
-(HGNC renames such as DDX58 -> RIGI), in either direction, so a set written with the old
-symbol finds the new one in the data and the other way round.
+Gene sets (.gmt files, symbol aliases, the random control) live in :mod:`cartrack.genesets`;
+the paired changes after infusion, with matched random gene sets as negative controls, in
+:mod:`cartrack.signature_stats`; pseudobulk differential expression and GSEA in
+:mod:`cartrack.pseudobulk` and :mod:`cartrack.gsea`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 import scanpy as sc
-from scipy import sparse, stats
 
-from cartrack.design import BASELINE
-from cartrack.pseudobulk import (
-    ALL,
-    CELL_TYPE_GROUPS,
-    cell_meta,
-    cell_type_masks,
-    condition_labels,
-)
+from cartrack.genesets import usable_gene_sets
+from cartrack.params import PhaseParams, SignatureParams
+from cartrack.pseudobulk import cell_meta, cell_type_masks
+from cartrack.signature_stats import control_summary, matched_control_sets, signature_changes
 
 log = logging.getLogger(__name__)
 
-#: Old symbol -> current HGNC symbol, for genes of the shipped sets that Cell Ranger references
-#: of different ages name differently. Matching works both ways.
-ALIASES: dict[str, str] = {
-    "DDX58": "RIGI",
-    "WARS": "WARS1",
-    "MARCH1": "MARCHF1",
-    "FAM125A": "MVB12A",
-    "FAM46A": "TENT5A",
-    "FTSJD2": "CMTR1",
-    "PRIC285": "HELZ2",
-    "DNAPTP6": "SPATS2L",
-    "METTL7B": "TMT1B",
-}
-
 #: Suffix of the per-cell score columns: signature `IFN` -> obs column `IFN_score`.
 SCORE_SUFFIX = "_score"
-#: Name of the random negative-control gene set.
-RANDOM_CONTROL = "RANDOM_CONTROL"
-#: `test` of a signature_changes row tested against matched control sets: the larger of the
-#: paired t-test against the controls and the rank among them (:func:`signature_changes`).
-CONTROL_TEST = "paired_t_and_rank_vs_control"
-#: Genes never drawn into the random control: immunoglobulin and T-cell receptor segments,
-#: mitochondrial and ribosomal genes. Their levels follow clonal expansions and cell quality,
-#: not a shared programme, and a few of them would let composition changes (B-cell aplasia,
-#: CAR-T expansion) dominate the control.
-CONTROL_EXCLUDE = re.compile(r"^(IG[HKL][VDJC]|TR[ABDG][VDJC]|MT-|RP[SL]\d|JCHAIN$)")
-
-_BOTH_WAYS = {**ALIASES, **{new: old for old, new in ALIASES.items()}}
 
 
 def score_column(signature: str) -> str:
     """obs / scores.tsv column that holds the per-cell score of ``signature``."""
     return f"{signature}{SCORE_SUFFIX}"
-
-
-# --------------------------------------------------------------------------------------------
-# Gene sets
-# --------------------------------------------------------------------------------------------
-def read_gmt(paths: Iterable[str | Path]) -> dict[str, list[str]]:
-    """Read gene sets from .gmt files (name, description, genes; tab-separated).
-
-    Parameters
-    ----------
-    paths
-        Files to read, in order. Set names must be unique across all files.
-
-    Returns
-    -------
-    Set name -> genes, in file order, duplicates within a set removed.
-    """
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    sets: dict[str, list[str]] = {}
-    for path in paths:
-        for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = [f.strip() for f in line.split("\t")]
-            name, genes = fields[0], [g for g in fields[2:] if g]
-            if not name or not genes:
-                raise ValueError(f"{path}:{lineno}: a gmt line needs a name and at least one gene")
-            if name in sets:
-                raise ValueError(f"{path}:{lineno}: gene set {name!r} is defined twice")
-            sets[name] = list(dict.fromkeys(genes))
-    return sets
-
-
-def write_gmt(gene_sets: Mapping[str, Sequence[str]], path: str | Path, *, description="") -> None:
-    """Write gene sets as a .gmt file (one line per set)."""
-    lines = ["\t".join([name, description, *genes]) for name, genes in gene_sets.items()]
-    Path(path).write_text("\n".join(lines) + "\n")
-
-
-def resolve_genes(genes: Iterable[str], var_names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Match a set's genes to the data's symbols, through :data:`ALIASES` when needed.
-
-    Returns
-    -------
-    ``(present, missing)``: ``present`` holds data symbols (unique, in set order), ``missing``
-    the set's genes found under neither name.
-    """
-    var = set(var_names)
-    present, missing = [], []
-    for gene in genes:
-        if gene in var:
-            present.append(gene)
-        elif _BOTH_WAYS.get(gene) in var:
-            present.append(_BOTH_WAYS[gene])
-        else:
-            missing.append(gene)
-    return list(dict.fromkeys(present)), missing
-
-
-def usable_gene_sets(
-    gene_sets: Mapping[str, Sequence[str]],
-    var_names: Iterable[str],
-    *,
-    min_genes: int = 3,
-    on_too_few: str = "warn",
-) -> dict[str, list[str]]:
-    """Resolve every set against the data; warn about missing genes, drop or refuse small sets.
-
-    Parameters
-    ----------
-    gene_sets
-        Set name -> genes (as read by :func:`read_gmt`).
-    var_names
-        Gene symbols of the data.
-    min_genes
-        Minimum number of a set's genes present in the data.
-    on_too_few
-        ``"warn"``: leave such a set out with a warning; ``"error"``: raise ``ValueError``.
-
-    Returns
-    -------
-    Set name -> genes as named in the data, for the sets that are kept.
-    """
-    if on_too_few not in ("warn", "error"):
-        raise ValueError(f"on_too_few must be 'warn' or 'error', not {on_too_few!r}")
-    var_names = list(var_names)
-    kept = {}
-    for name, genes in gene_sets.items():
-        present, missing = resolve_genes(genes, var_names)
-        if missing:
-            log.warning(
-                "signature %s: %d of %d genes not in the data (%s)",
-                name,
-                len(missing),
-                len(genes),
-                ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""),
-            )
-        if len(present) < min_genes:
-            msg = f"signature {name}: only {len(present)} genes in the data, fewer than {min_genes}"
-            if on_too_few == "error":
-                raise ValueError(msg)
-            log.warning("%s: skipped", msg)
-            continue
-        kept[name] = present
-    return kept
-
-
-def random_gene_set(
-    adata: ad.AnnData,
-    *,
-    size: int = 20,
-    exclude: Iterable[str] = (),
-    min_frac: float = 0.01,
-    seed: int = 0,
-) -> list[str]:
-    """Draw a random gene set as a negative control.
-
-    Candidates are genes detected (non-zero in ``.X``) in at least ``min_frac`` of cells, not in
-    ``exclude`` (the genes of the real signatures) and not matching :data:`CONTROL_EXCLUDE`.
-    The draw depends only on the data's gene list, its detection rates and ``seed``.
-    """
-    x = adata.X
-    detected = np.asarray((x != 0).sum(axis=0)).ravel() / max(adata.n_obs, 1)
-    excluded = set(exclude)
-    excluded |= {_BOTH_WAYS[g] for g in excluded if g in _BOTH_WAYS}
-    candidates = sorted(
-        g
-        for g, frac in zip(adata.var_names, detected, strict=True)
-        if frac >= min_frac and g not in excluded and not CONTROL_EXCLUDE.match(g)
-    )
-    if len(candidates) < size:
-        raise ValueError(f"only {len(candidates)} candidate genes for a random set of {size}")
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(candidates, size=size, replace=False).tolist())
-
-
-def add_random_control(
-    gene_sets: Mapping[str, Sequence[str]],
-    adata: ad.AnnData,
-    *,
-    size: int = 20,
-    seed: int = 0,
-) -> dict[str, list[str]]:
-    """``gene_sets`` plus :data:`RANDOM_CONTROL`, drawn by :func:`random_gene_set` away from
-    every gene of ``gene_sets``; unchanged when ``size`` is 0."""
-    out = {name: list(genes) for name, genes in gene_sets.items()}
-    if size <= 0:
-        return out
-    if RANDOM_CONTROL in out:
-        raise ValueError(f"gene set name {RANDOM_CONTROL} is reserved for the random control")
-    exclude = {g for genes in out.values() for g in genes}
-    out[RANDOM_CONTROL] = random_gene_set(adata, size=size, exclude=exclude, seed=seed)
-    log.info("random control set: %s", ", ".join(out[RANDOM_CONTROL]))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,11 +50,11 @@ def score_cells(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
     *,
-    min_genes: int = 3,
-    on_too_few: str = "warn",
-    ctrl_size: int = 50,
-    n_bins: int = 25,
-    seed: int = 0,
+    min_genes: int,
+    on_too_few: str,
+    ctrl_size: int,
+    n_bins: int,
+    seed: int,
     inplace: bool = True,
 ) -> pd.DataFrame:
     """Score every cell for every gene set with :func:`scanpy.tl.score_genes` on ``.X``.
@@ -257,9 +64,10 @@ def score_cells(
     adata
         Cells x genes, log-normalised values in ``.X``, gene symbols as ``var_names``.
     gene_sets
-        Set name -> genes. Sets are resolved with :func:`usable_gene_sets`.
+        Set name -> genes. Sets are resolved with
+        :func:`cartrack.genesets.usable_gene_sets`.
     min_genes, on_too_few
-        See :func:`usable_gene_sets`.
+        See :func:`cartrack.genesets.usable_gene_sets`.
     ctrl_size, n_bins
         Control genes per expression bin and number of bins (scanpy's defaults). Control genes
         are drawn from genes outside every set: otherwise a strong programme (interferon
@@ -314,8 +122,8 @@ def summarise_scores(
     obs: pd.DataFrame,
     scores: pd.DataFrame,
     *,
-    min_cells: int = 20,
-    groups: Iterable[str] = ("B_cells",),
+    min_cells: int,
+    groups: Iterable[str],
 ) -> pd.DataFrame:
     """Mean score per sample x cell type x signature (signatures.tsv).
 
@@ -329,8 +137,8 @@ def summarise_scores(
         A sample x cell type with fewer cells is left out: a mean over a handful of cells in an
         aplastic sample is noise.
     groups
-        Extra rows for these groups of :data:`CELL_TYPE_GROUPS`, next to every single type and
-        `all`.
+        Extra rows for these groups of :data:`cartrack.pseudobulk.CELL_TYPE_GROUPS`, next to
+        every single type and `all`.
 
     Returns
     -------
@@ -374,433 +182,52 @@ def summarise_scores(
     )
 
 
-def paired_test(baseline: np.ndarray, post: np.ndarray, *, min_patients: int = 3) -> float:
-    """Two-sided paired t-test p-value; NaN below ``min_patients`` pairs or without variance.
-
-    With 3-4 patients the t-test is the only paired test that can reach p < 0.05 (the exact
-    Wilcoxon signed-rank test cannot go below 2 / 2**n = 0.0625 for n = 5 and so never reaches
-    0.05 with fewer than 6 patients), but its normality assumption cannot be checked on so few
-    differences: :func:`signature_changes` reports it and flags such rows with `low_n`.
-    """
-    if len(baseline) < max(min_patients, 2):
-        return np.nan
-    diff = np.asarray(post, dtype=float) - np.asarray(baseline, dtype=float)
-    if np.allclose(diff, diff[0]):  # no spread: t undefined
-        return np.nan
-    return float(stats.ttest_rel(post, baseline).pvalue)
-
-
-# --------------------------------------------------------------------------------------------
-# Matched negative controls
-# --------------------------------------------------------------------------------------------
-def _gene_strata(adata: ad.AnnData, *, n_bins: int) -> pd.DataFrame:
-    """Per gene: expression bin (scanpy's rule: ranks of the mean over all cells cut into
-    ``n_bins`` equal groups), the cell type where it is highest, and a tertile of how
-    concentrated it is there (top cell type's mean / sum over cell types)."""
-    x = sparse.csr_matrix(adata.X)
-    mean = np.asarray(x.mean(axis=0)).ravel()
-    level = np.minimum(
-        (stats.rankdata(mean, method="ordinal") - 1) * n_bins // len(mean), n_bins - 1
-    )
-    labels = adata.obs["cell_type"].astype(str).to_numpy()
-    types = sorted(set(labels))
-    codes = pd.Categorical(labels, categories=types).codes
-    indicator = sparse.csr_matrix(
-        (np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(types), len(codes))
-    )
-    per_type = np.asarray((indicator @ x).todense()) / np.bincount(codes)[:, None]
-    top = per_type.argmax(axis=0)
-    share = per_type.max(axis=0) / np.maximum(per_type.sum(axis=0), 1e-12)
-    tertile = np.searchsorted(np.quantile(share, [1 / 3, 2 / 3]), share, side="right")
-    return pd.DataFrame(
-        {
-            "mean": mean,
-            "level": level,
-            "top": np.asarray(types, dtype=object)[top],
-            "specificity": tertile,
-        },
-        index=adata.var_names,
-    )
-
-
-def matched_control_sets(
-    adata: ad.AnnData,
-    gene_sets: Mapping[str, Sequence[str]],
-    *,
-    n_sets: int = 200,
-    n_bins: int = 25,
-    min_candidates: int = 5,
-    seed: int = 0,
-) -> dict[str, list[list[str]]]:
-    """``n_sets`` random gene sets per signature, each matched gene by gene to the signature.
-
-    Every gene of a set is replaced by a random gene of the same expression bin, highest in
-    the same cell type and with a similar concentration there (:func:`_gene_strata`). The idea
-    is scanpy's binned control genes (Satija et al. 2015) extended by cell-type specificity,
-    so that a change of composition moves the controls as much as the signature: a set of
-    monocyte genes is compared with other monocyte genes of the same level. A stratum with
-    fewer than ``min_candidates`` genes falls back to level and cell type, then level only.
-    Candidates are genes outside every set, expressed, and not matching
-    :data:`CONTROL_EXCLUDE`. Genes of ``gene_sets`` must be data symbols (after
-    :func:`usable_gene_sets`).
-
-    Returns
-    -------
-    Signature -> ``n_sets`` gene lists, each as long as the signature; empty when ``n_sets``
-    is 0.
-    """
-    if n_sets <= 0:
-        return {}
-    strata = _gene_strata(adata, n_bins=n_bins)
-    in_sets = {g for genes in gene_sets.values() for g in genes}
-    pool = strata[
-        (strata["mean"] > 0)
-        & ~strata.index.isin(list(in_sets))
-        & ~strata.index.str.match(CONTROL_EXCLUDE.pattern)
-    ]
-    keys = (["level", "top", "specificity"], ["level", "top"], ["level"])
-    groups = [pool.groupby(k).groups for k in keys]
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, genes in gene_sets.items():
-        candidates = []
-        for gene in genes:
-            row = strata.loc[gene]
-            for k, grouped in zip(keys, groups, strict=True):
-                key = tuple(row[c] for c in k) if len(k) > 1 else row[k[0]]
-                members = grouped.get(key, [])
-                if len(members) >= min_candidates or k == keys[-1]:
-                    break
-            if len(members) == 0:
-                members = pool.index
-            candidates.append(np.asarray(members))
-        draws = np.column_stack([rng.choice(c, size=n_sets) for c in candidates])
-        out[name] = [list(row) for row in draws]
-        log.info("signature %s: %d matched control sets", name, n_sets)
-    return out
-
-
-def control_summary(
-    adata: ad.AnnData,
-    summary: pd.DataFrame,
-    gene_sets: Mapping[str, Sequence[str]],
-    control_sets: Mapping[str, Sequence[Sequence[str]]],
-    *,
-    groups: Iterable[str] = ("B_cells",),
-) -> pd.DataFrame:
-    """Mean score of every matched control set on every row of ``summary``.
-
-    A control set is scored as if scanpy had scored it with the signature's own control
-    genes: mean over cells of (mean of the control set's genes - mean of the signature's
-    control genes). Means over cells are linear, so this is ``mean_score`` plus the
-    difference between the control set's and the signature's mean expression in that
-    sample x cell type; no per-cell rescoring is needed.
-
-    Returns
-    -------
-    Index `sample, cell_type, signature` (the rows of ``summary`` whose signature has controls),
-    columns 0 .. n_sets - 1.
-    """
-    names = [s for s in control_sets if s in set(summary["signature"])]
-    if not names:
-        return pd.DataFrame()
-    genes = sorted(
-        {g for s in names for g in gene_sets[s]}
-        | {g for s in names for genes in control_sets[s] for g in genes}
-    )
-    col = pd.Index(adata.var_names).get_indexer(genes)
-    x = sparse.csr_matrix(adata.X)[:, col]
-    sample = adata.obs["sample"].astype(str).to_numpy()
-    masks = cell_type_masks(adata.obs["cell_type"], groups=groups)
-    wanted = summary[["sample", "cell_type"]].drop_duplicates()
-    frames = []
-    for cell_type, rows in wanted.groupby("cell_type"):
-        if cell_type not in masks:
-            continue
-        mask = masks[cell_type]
-        samples = rows["sample"].to_numpy()
-        idx = np.flatnonzero(mask & np.isin(sample, samples))
-        codes = pd.Categorical(sample[idx], categories=samples).codes
-        indicator = sparse.csr_matrix(
-            (np.ones(len(idx)), (codes, idx)), shape=(len(samples), adata.n_obs)
-        )
-        means = (
-            np.asarray((indicator @ x).todense())
-            / np.bincount(codes, minlength=len(samples))[:, None]
-        )
-        frames.append(
-            pd.DataFrame(
-                means, index=pd.MultiIndex.from_product([samples, [cell_type]]), columns=genes
-            )
-        )
-    means = pd.concat(frames)
-    means.index.names = ["sample", "cell_type"]
-    pos = {g: i for i, g in enumerate(genes)}
-    values = means.to_numpy()
-    out = []
-    for name in names:
-        sig_mean = values[:, [pos[g] for g in gene_sets[name]]].mean(axis=1)
-        weights = np.zeros((len(genes), len(control_sets[name])))
-        for k, members in enumerate(control_sets[name]):
-            for g in members:
-                weights[pos[g], k] += 1.0 / len(members)
-        shift = pd.DataFrame(values @ weights - sig_mean[:, None], index=means.index)
-        rows = summary[summary["signature"] == name].set_index(["sample", "cell_type"])
-        ctrl = shift.loc[rows.index].to_numpy() + rows["mean_score"].to_numpy()[:, None]
-        index = pd.MultiIndex.from_arrays(
-            [rows.index.get_level_values(0), rows.index.get_level_values(1), [name] * len(rows)],
-            names=["sample", "cell_type", "signature"],
-        )
-        out.append(pd.DataFrame(ctrl, index=index))
-    return pd.concat(out)
-
-
-# --------------------------------------------------------------------------------------------
-# Changes after infusion
-# --------------------------------------------------------------------------------------------
-def _members(cell_type: str, single_types: Sequence[str]) -> list[str] | None:
-    """Single types pooled in a composition-dependent row (`all`, a group); None otherwise."""
-    if cell_type == ALL:
-        return list(single_types)
-    if cell_type in CELL_TYPE_GROUPS:
-        return [t for t in CELL_TYPE_GROUPS[cell_type] if t in single_types]
-    return None
-
-
-def _one_sample_p(values: np.ndarray, *, min_patients: int) -> float:
-    """Two-sided one-sample t-test of per-patient changes against 0 (a paired t-test)."""
-    return paired_test(np.zeros(len(values)), np.asarray(values), min_patients=min_patients)
-
-
-def signature_changes(
-    summary: pd.DataFrame,
-    *,
-    post_min_day: int,
-    visit_window_days: int = 0,
-    controls: pd.DataFrame | None = None,
-    tissue: str | None = "PB",
-    min_patients_test: int = 3,
-    low_n: int = 5,
-) -> pd.DataFrame:
-    """Each post-infusion time point against baseline, paired by patient (signature_changes.tsv).
-
-    Per patient, the baseline value is the mean over that patient's baseline samples and the
-    post value the mean over its samples with that `timepoint` label (phases from
-    :func:`cartrack.design.phase`); only sample x cell type rows present in ``summary`` count,
-    i.e. those with enough cells. Patients are grouped by label, not by day, because they are
-    sampled on different days.
-
-    Within a cell type the change is not a change of composition. Rows that pool cell types
-    (`all`, groups such as `B_cells`) are flagged `composition_dependent`; next to their
-    `delta` stands `adjusted_delta`: the per-type changes of each patient weighted by that
-    patient's baseline composition (share of each type among its baseline cells; types
-    without a pair are left out and the weights renormalised), averaged over patients,
-    with its own paired t-test `adjusted_p_value`.
-
-    With ``controls`` (:func:`control_summary`), every row also gets the same change for
-    each matched control set: `control_delta` (their mean), `delta_vs_control` = delta -
-    control_delta, `p_empirical` (two-sided: share of control sets whose delta lies at
-    least as far from the controls' mean, with the usual +1 in numerator and denominator).
-    `p_value` is then the larger of two p-values (an intersection-union test, Berger 1982,
-    valid at level alpha for the union of the two nulls; `test` = :data:`CONTROL_TEST`):
-    the paired t-test of the per-patient change relative to the mean of its matched
-    controls (is the change consistent across patients?, a self-contained question) and
-    `p_empirical` (is it larger than comparable genes show?, a competitive question,
-    Goeman & Buhlmann 2007). Each alone is not enough: a random gene set has a fixed drift
-    of its own (its genes, not the patients, are the sample), which the paired t-test turns
-    into a small p-value with patients as replicates; the rank alone ignores whether the
-    patients agree. So a shift that any comparable genes show (normalisation, composition,
-    depth) is not called, nor is one patient's flare.
-
-    Returns
-    -------
-    Columns `signature, cell_type, timepoint, day, n_patients, baseline_mean, post_mean,
-    delta, p_value, fdr, test, low_n, composition_dependent, adjusted_delta,
-    adjusted_p_value, control_delta, delta_vs_control, p_empirical, n_controls`. `fdr` is
-    Benjamini-Hochberg over the `p_value` of each signature's rows (its cell types x time
-    points).
-    """
-    cols = [
-        "signature",
-        "cell_type",
-        "timepoint",
-        "day",
-        "n_patients",
-        "baseline_mean",
-        "post_mean",
-        "delta",
-        "p_value",
-        "fdr",
-        "test",
-        "low_n",
-        "composition_dependent",
-        "adjusted_delta",
-        "adjusted_p_value",
-        "control_delta",
-        "delta_vs_control",
-        "p_empirical",
-        "n_controls",
-    ]
-    df = summary if tissue is None else summary[summary["tissue"] == tissue]
-    df = df.assign(
-        condition=condition_labels(
-            df["day"],
-            df["timepoint"],
-            post_min_day=post_min_day,
-            visit_window_days=visit_window_days,
-            tissue=df["tissue"],
-        )
-    ).dropna(subset=["condition"])
-    keys = ["signature", "cell_type", "condition", "patient"]
-    post_days = df[df["condition"] != BASELINE].drop_duplicates("sample")
-    median_day = post_days.groupby("timepoint")["day"].median().round().astype(int)
-    per_patient = df.groupby(keys)["mean_score"].mean().unstack("condition")
-    ctrl = None
-    if controls is not None and len(controls):
-        meta = df.set_index(["sample", "cell_type", "signature"])[["patient", "condition"]]
-        joined = controls.join(meta, how="inner")
-        ctrl = joined.groupby(
-            [
-                joined.index.get_level_values("signature"),
-                joined.index.get_level_values("cell_type"),
-                "condition",
-                "patient",
-            ]
-        ).mean(numeric_only=True)
-        ctrl.index.names = keys
-    # baseline composition per patient: share of each single type among its baseline cells
-    groups_or_all = {ALL, *CELL_TYPE_GROUPS}
-    single_types = sorted(set(df["cell_type"]) - groups_or_all)
-    cells = df.drop_duplicates(["sample", "cell_type"])
-    base_cells = cells[cells["condition"] == BASELINE]
-    totals = base_cells[base_cells["cell_type"] == ALL].groupby("patient")["n_cells"].sum()
-    shares = (
-        base_cells[base_cells["cell_type"].isin(single_types)]
-        .groupby(["patient", "cell_type"])["n_cells"]
-        .sum()
-        .div(totals, level="patient")
-    )
-    rows = []
-    if BASELINE in per_patient.columns:
-        for timepoint in median_day.sort_values().index:
-            if timepoint not in per_patient.columns:
-                continue
-            pairs = per_patient[[BASELINE, timepoint]].dropna()
-            change = (pairs[timepoint] - pairs[BASELINE]).rename("change")
-            for (signature, cell_type), pair in pairs.groupby(level=["signature", "cell_type"]):
-                base, post = pair[BASELINE].to_numpy(), pair[timepoint].to_numpy()
-                patients = pair.index.get_level_values("patient")
-                row = {
-                    "signature": signature,
-                    "cell_type": cell_type,
-                    "timepoint": timepoint,
-                    "day": int(median_day[timepoint]),
-                    "n_patients": len(pair),
-                    "baseline_mean": base.mean(),
-                    "post_mean": post.mean(),
-                    "delta": post.mean() - base.mean(),
-                    "low_n": len(pair) < low_n,
-                    "composition_dependent": cell_type in groups_or_all,
-                }
-                d = post - base
-                if ctrl is not None and (signature, cell_type, BASELINE, patients[0]) in ctrl.index:
-                    idx_b = [(signature, cell_type, BASELINE, p) for p in patients]
-                    idx_p = [(signature, cell_type, timepoint, p) for p in patients]
-                    cd = ctrl.loc[idx_p].to_numpy() - ctrl.loc[idx_b].to_numpy()
-                    null = cd.mean(axis=0)
-                    centre = null.mean()
-                    row["control_delta"] = centre
-                    row["delta_vs_control"] = row["delta"] - centre
-                    far = np.abs(null - centre) >= abs(row["delta"] - centre) - 1e-12
-                    row["p_empirical"] = (1 + far.sum()) / (1 + len(null))
-                    row["n_controls"] = len(null)
-                    p_t = _one_sample_p(d - cd.mean(axis=1), min_patients=min_patients_test)
-                    # intersection-union test: both nulls must be rejected (module docstring)
-                    p = max(p_t, row["p_empirical"])
-                    row["test"] = "none" if np.isnan(p) else CONTROL_TEST
-                else:
-                    p = paired_test(base, post, min_patients=min_patients_test)
-                    row["test"] = "none" if np.isnan(p) else "paired_t"
-                row["p_value"] = p
-                members = _members(cell_type, single_types)
-                if members:
-                    adjusted = []
-                    for patient in patients:
-                        w, x = [], []
-                        for t in members:
-                            key = (signature, t, patient)
-                            if key in change.index and (patient, t) in shares.index:
-                                w.append(shares[(patient, t)])
-                                x.append(change[key])
-                        if w and sum(w) > 0:
-                            adjusted.append(np.dot(w, x) / sum(w))
-                    if adjusted:
-                        row["adjusted_delta"] = float(np.mean(adjusted))
-                        row["adjusted_p_value"] = _one_sample_p(
-                            np.asarray(adjusted), min_patients=min_patients_test
-                        )
-                rows.append(row)
-    out = pd.DataFrame(rows).reindex(columns=cols)
-    # one family per signature: a negative control (or a weak set) must not borrow the
-    # discoveries of a strong one, as it would in one Benjamini-Hochberg over the table
-    out["fdr"] = out.groupby("signature", group_keys=False)["p_value"].apply(bh_fdr)
-    out["n_controls"] = out["n_controls"].astype("Int64")
-    for col in ("low_n", "composition_dependent"):
-        out[col] = out[col].astype(bool)
-    return out.sort_values(["signature", "cell_type", "day"]).reset_index(drop=True)
-
-
 def score_and_compare(
     adata: ad.AnnData,
     gene_sets: Mapping[str, Sequence[str]],
+    params: SignatureParams,
+    phases: PhaseParams,
     *,
-    min_genes: int,
-    on_too_few: str,
-    ctrl_size: int,
-    n_bins: int,
-    min_cells: int,
-    groups: Iterable[str],
-    matched_controls: int,
-    post_min_day: int,
-    visit_window_days: int,
-    tissue: str | None,
-    min_patients_test: int,
-    seed: int = 0,
+    seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rule signatures_score's analysis: per-cell scores (:func:`score_cells`), their
     summary (signatures.tsv) and the changes against matched controls
-    (signature_changes.tsv) of the usable ``gene_sets``."""
+    (signature_changes.tsv) of the usable ``gene_sets``.
+
+    Parameters
+    ----------
+    params
+        Section ``signatures`` (:class:`cartrack.params.SignatureParams`).
+    phases
+        Baseline and after infusion (:class:`cartrack.params.PhaseParams`).
+    seed
+        The workflow's ``seed``: control genes and matched control sets.
+    """
+    p = params
     usable = usable_gene_sets(
-        gene_sets, adata.var_names, min_genes=min_genes, on_too_few=on_too_few
+        gene_sets, adata.var_names, min_genes=p.min_genes, on_too_few=p.on_too_few
     )
     scores = score_cells(
         adata,
         usable,
-        min_genes=min_genes,
-        on_too_few=on_too_few,
-        ctrl_size=ctrl_size,
-        n_bins=n_bins,
+        min_genes=p.min_genes,
+        on_too_few=p.on_too_few,
+        ctrl_size=p.ctrl_size,
+        n_bins=p.n_bins,
         seed=seed,
         inplace=False,
     )
-    summary = summarise_scores(adata.obs, scores, min_cells=min_cells, groups=groups)
-    matched = matched_control_sets(adata, usable, n_sets=matched_controls, n_bins=n_bins, seed=seed)
+    groups = p.cell_type_groups
+    summary = summarise_scores(adata.obs, scores, min_cells=p.min_cells, groups=groups)
+    matched = matched_control_sets(
+        adata, usable, n_sets=p.matched_controls, n_bins=p.n_bins, seed=seed
+    )
     changes = signature_changes(
         summary,
         controls=control_summary(adata, summary, usable, matched, groups=groups),
-        post_min_day=post_min_day,
-        visit_window_days=visit_window_days,
-        tissue=tissue,
-        min_patients_test=min_patients_test,
+        post_min_day=phases.post_min_day,
+        visit_window_days=phases.visit_window_days,
+        tissue=p.tissue,
+        min_patients_test=p.min_patients_test,
     )
     return scores, summary, changes
-
-
-def bh_fdr(p_values: pd.Series) -> pd.Series:
-    """Benjamini-Hochberg adjusted p-values; NaN stays NaN and is not counted as a test."""
-    p = pd.to_numeric(p_values, errors="coerce").astype(float)
-    out = pd.Series(np.nan, index=p.index)
-    ok = p.notna()
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok].to_numpy(), method="bh")
-    return out

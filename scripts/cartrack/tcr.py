@@ -313,15 +313,14 @@ def prepare_tcr(
 _CHAIN_QC = ("receptor_type", "receptor_subtype", "chain_pairing", "multi_chain")
 
 
-def combine_receptors(
-    bcr: ad.AnnData, tcr: ad.AnnData, *, productive_only: bool = True
-) -> ad.AnnData:
+def combine_receptors(bcr: ad.AnnData, tcr: ad.AnnData, *, productive_only: bool) -> ad.AnnData:
     """One airr modality holding both receptors in scirpy's layout.
 
     Each cell's chains are its BCR chains followed by its TCR chains (cells are named
     ``<sample>_<barcode>`` in both, so a barcode with both receptors is one cell, which
     scirpy's chain QC then calls ``ambiguous``). ``obs`` joins both tables (shared columns
-    from the BCR side first); scirpy's chain indices and chain QC are recomputed.
+    from the BCR side first); scirpy's chain indices and chain QC are recomputed, with
+    ``productive_only`` as for :func:`cartrack.bcr.index_chains`.
     """
     names = bcr.obs_names.union(tcr.obs_names, sort=False)
     arrays = harmonise_airr([_airr_array(bcr), _airr_array(tcr)])

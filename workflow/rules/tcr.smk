@@ -91,7 +91,7 @@ rule airr_combine:
         runtime=runtime(10),
     params:
         # chains are indexed again once combined: as strict as both ingests
-        productive_only=config["bcr"]["productive_only"]
-        and config["tcr"]["productive_only"],
+        bcr=config_for(ReadParams, config["bcr"]),
+        tcr=config_for(ReadParams, config["tcr"]),
     script:
         "../../scripts/airr_combine.py"
