@@ -17,7 +17,7 @@ rule gex_qc:
         mem_mb=mem_mb(1500, 20),
         runtime=runtime(15),
     params:
-        qc=config["qc"],
+        cfg=config["qc"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
