@@ -17,7 +17,12 @@ from cartrack.checks import (  # noqa: E402
     check_yaml_syntax,
 )
 from cartrack.design import InputError  # noqa: E402
-from cartrack.params import ReadParams  # noqa: E402
+from cartrack.params import (  # noqa: E402
+    AnnotationParams,
+    CarCallParams,
+    ReadParams,
+    ReferenceParams,
+)
 from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
 DEFAULT_CONFIG = "config/config.yaml"
