@@ -17,28 +17,19 @@ from cartrack.annotate import (
 from cartrack.bcr import index_chains, merge_bcr
 from cartrack.clones import cell_annotations
 from cartrack.logs import setup_logging
+from cartrack.params import AnnotationParams, CarCallParams, ReadParams
 from cartrack.tables import write_tsv
 
 setup_logging(snakemake.log[0])
-params = dict(snakemake.params.annotation)
-car = snakemake.params.car_t
+par = snakemake.params
+params = AnnotationParams.from_config(par.annotation)
 adata = ad.read_h5ad(snakemake.input.h5ad)
-params.pop("markers")
-max_mu = params.pop("max_naive_mu_freq")
-annotate_cell_types(
-    adata, read_markers(snakemake.input.markers), seed=snakemake.params.seed, **params
-)
+annotate_cell_types(adata, read_markers(snakemake.input.markers), params, seed=par.seed)
 airr = merge_bcr([ad.read_h5ad(snakemake.input.bcr)])  # merged by bcr_read
 if airr.n_obs:
-    index_chains(airr, productive_only=snakemake.params.productive_only)
-    refine_b_subsets(adata, cell_annotations(airr), max_naive_mu_freq=max_mu)
-ambient = call_car_t(
-    adata,
-    car_features=car["features"],
-    alpha=car["call_alpha"],
-    min_umis=car["min_umis"],
-    min_reference_cells=car["min_reference_cells"],
-)
-write_tsv(cell_type_table(adata.obs, snakemake.params.sheet), snakemake.output.table)
+    index_chains(airr, productive_only=ReadParams.from_config(par.bcr).productive_only)
+    refine_b_subsets(adata, cell_annotations(airr), params)
+ambient = call_car_t(adata, CarCallParams.from_config(par.car_t))
+write_tsv(cell_type_table(adata.obs, par.sheet), snakemake.output.table)
 write_tsv(ambient, snakemake.output.car_ambient)
 adata.write_h5ad(snakemake.output.h5ad, compression="gzip")

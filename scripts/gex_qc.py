@@ -6,6 +6,7 @@ import pandas as pd
 from cartrack.design import InputError
 from cartrack.io import read_gex
 from cartrack.logs import exit_on_input_error, setup_logging
+from cartrack.params import QcParams
 from cartrack.qc import run_qc
 from cartrack.tables import write_tsv
 
@@ -14,7 +15,8 @@ sample = snakemake.wildcards.sample
 with exit_on_input_error(snakemake.log[0]):
     gex, prot = read_gex(snakemake.input.gex, sample=sample)
     try:
-        kept, summary = run_qc(gex, seed=snakemake.params.seed, **snakemake.params.qc)
+        params = QcParams.from_config(snakemake.params.cfg)
+        kept, summary = run_qc(gex, params, seed=snakemake.params.seed)
     except InputError as error:
         where = f"sample '{sample}': gex file '{snakemake.input.gex}'"
         raise InputError(f"{where}: {error}") from None

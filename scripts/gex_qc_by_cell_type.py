@@ -13,27 +13,27 @@ import scanpy as sc
 
 from cartrack.annotate import annotate_like_reference, read_markers
 from cartrack.logs import setup_logging
+from cartrack.params import AnnotationParams, ReferenceParams
 from cartrack.qc import qc_by_cell_type
 from cartrack.tables import write_tsv
 
 setup_logging(snakemake.log[0])
 inp, par = snakemake.input, snakemake.params
+reference = ReferenceParams.from_config(par.integration)
 cells = pd.concat(
     [pd.read_csv(p, sep="\t").assign(sample=s) for s, p in zip(par.samples, inp.cells, strict=True)]
 ).set_index("cell")
 cohort = ad.read_h5ad(inp.gex)
 removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_value=0)
 if removed.n_obs:  # QC may remove nothing
-    sc.pp.normalize_total(removed, target_sum=par.target_sum)  # as rule gex_integrate
+    sc.pp.normalize_total(removed, target_sum=reference.target_sum)  # as rule gex_integrate
     sc.pp.log1p(removed)
-calls = ("min_lineage_score", "min_confidence", "min_subset_score", "min_proliferation_score")
-calls += ("default_subsets", "contaminant_lineages", "neighbor_weight", "ctrl_size", "n_bins")
 scored = annotate_like_reference(
     removed,
     cohort,
     read_markers(inp.markers),
-    n_neighbors=par.n_neighbors,
-    **{k: par.annotation[k] for k in calls},
+    AnnotationParams.from_config(par.annotation),
+    n_neighbors=reference.n_neighbors,
     seed=par.seed,
 )
 labels = pd.concat([cohort.obs["cell_type"].astype(str), scored])

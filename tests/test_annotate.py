@@ -18,8 +18,11 @@ from cartrack.annotate import (
     refine_b_subsets,
 )
 from cartrack.design import B_CELLS, B_LINEAGE, CELL_TYPES, NAIVE_B, InputError
+from cartrack.params import AnnotationParams, CarCallParams
 
 CAR = ["CAR_CD19", "CAR_BCMA"]
+ANN = AnnotationParams.from_config()  # the schema's defaults
+CAR_CALL = CarCallParams.from_config(features=CAR)
 COMPOSITION = {
     "B_naive": 150, "B_memory": 80, "plasmablast": 30, "plasma_cell": 20, "T_CD4": 150,
     "T_CD8": 100, "CAR_T": 200, "NK": 60, "monocyte": 150,
@@ -35,7 +38,7 @@ def markers(repo):
 @pytest.fixture(scope="module")
 def blood(markers):
     a = normalised(make_blood(COMPOSITION, seed=1))
-    annotate_cell_types(a, markers)
+    annotate_cell_types(a, markers, ANN, seed=0)
     return a
 
 
@@ -65,7 +68,8 @@ def test_marker_table_is_checked(tmp_path, markers):
 
 def test_default_subsets_are_checked(blood, markers):
     with pytest.raises(InputError, match="default_subsets: B: 'T_CD4'"):
-        annotate_cell_types(blood.copy(), markers, default_subsets={"B": "T_CD4"})
+        bad = AnnotationParams.from_config(default_subsets={"B": "T_CD4"})
+        annotate_cell_types(blood.copy(), markers, bad, seed=0)
 
 
 def test_stress_blood_types_are_recovered(blood):
@@ -79,7 +83,7 @@ def test_stress_blood_types_are_recovered(blood):
 
 def test_proliferating_car_t_are_never_plasmablasts_and_are_car_t(blood):
     a = blood.copy()
-    table = call_car_t(a, car_features=CAR)
+    table = call_car_t(a, CAR_CALL)
     car = a.obs["truth"] == "CAR_T"
     assert not a.obs.loc[car, "cell_type"].isin(["plasmablast", "plasma_cell"]).any()
     assert a.obs.loc[car, "proliferating"].mean() > 0.9  # proliferation is its own axis
@@ -101,8 +105,8 @@ def test_ambient_car_rna_alone_makes_no_car_t(markers):
         x[i, car] = rng.poisson(0.5)
     raw.X = x.tocsr()
     a = normalised(raw)
-    annotate_cell_types(a, markers)
-    call_car_t(a, car_features=CAR)
+    annotate_cell_types(a, markers, ANN, seed=0)
+    call_car_t(a, CAR_CALL)
     assert a.obs["car_umis"].gt(0).mean() > 0.3
     assert a.obs["car_t"].mean() < 0.01
 
@@ -123,7 +127,7 @@ def test_no_ambient_car_umi_in_reference_cells_calls_no_stray_umi(blood):
     x[stray, car] = 1
     x[clear, car] = 8
     a.layers["counts"] = x.tocsr()
-    table = call_car_t(a, car_features=CAR)
+    table = call_car_t(a, CAR_CALL)
     assert table.iloc[0]["ambient_car_umis_per_10k"] > 0
     assert not a.obs["car_t"].iloc[stray].any()
     assert a.obs["car_t"].iloc[clear].all()
@@ -131,7 +135,7 @@ def test_no_ambient_car_umi_in_reference_cells_calls_no_stray_umi(blood):
 
 def test_annotation_survives_half_the_umis(markers, blood):
     half = normalised(downsample(make_blood(COMPOSITION, seed=1), 0.5))
-    annotate_cell_types(half, markers)
+    annotate_cell_types(half, markers, ANN, seed=0)
     lineage = blood.obs["lineage"].astype(str)
     agree = (half.obs["lineage"].astype(str).to_numpy() == lineage.to_numpy()).mean()
     assert agree >= 0.9
@@ -143,8 +147,8 @@ def test_neighbour_smoothing_recovers_shallow_cells(markers):
     plain, smooth = normalised(raw), normalised(raw)
     sc.pp.pca(smooth, n_comps=20, random_state=0)
     sc.pp.neighbors(smooth, n_neighbors=15, random_state=0)
-    annotate_cell_types(plain, markers)
-    annotate_cell_types(smooth, markers)
+    annotate_cell_types(plain, markers, ANN, seed=0)
+    annotate_cell_types(smooth, markers, ANN, seed=0)
     truth = raw.obs["truth"].replace(EXPECTED).to_numpy()
     acc_plain = (plain.obs["cell_type"].astype(str).to_numpy() == truth).mean()
     acc_smooth = (smooth.obs["cell_type"].astype(str).to_numpy() == truth).mean()
@@ -160,7 +164,7 @@ def test_platelet_rna_on_t_cells_leaves_them_t_cells(markers):
         x[:, raw.var_names.get_loc(gene)] += 6
     raw.X = x
     a = normalised(raw)
-    annotate_cell_types(a, markers)
+    annotate_cell_types(a, markers, ANN, seed=0)
     assert (a.obs["cell_type"].astype(str).to_numpy() == raw.obs["truth"].to_numpy()).mean() > 0.95
 
 
@@ -171,7 +175,7 @@ def test_low_confidence_cells_are_other(markers):
     x[200:220] = np.where(np.arange(x.shape[1]) < 5, x[200:220], 0)  # nothing but mito reads
     raw.X = x
     a = normalised(raw)
-    annotate_cell_types(a, markers)
+    annotate_cell_types(a, markers, ANN, seed=0)
     other = a.obs["cell_type"].astype(str) == "other"
     assert other.iloc[200:220].all()
     assert other.iloc[20:200].mean() < 0.05
@@ -199,7 +203,7 @@ def test_bcr_refines_b_subsets(blood):
             _bcr(t, "IgG1"),  # a T cell with an ambient BCR stays a T cell
         ]
     )
-    refine_b_subsets(a, bcr, max_naive_mu_freq=0.02)
+    refine_b_subsets(a, bcr, AnnotationParams.from_config(max_naive_mu_freq=0.02))
     ct = a.obs["cell_type"].astype(str)
     assert (ct[naive] == "B_memory").all()
     assert ct[memory[:10]].isin(NAIVE_B).all()
@@ -207,7 +211,7 @@ def test_bcr_refines_b_subsets(blood):
     assert (ct[t] == "T_CD4").all()
     assert (a.obs.loc[naive, "b_subset_source"] == "bcr").all()
     none = blood.copy()
-    refine_b_subsets(none, _bcr(t, "IgG1"))  # no B cell with a BCR: nothing changes
+    refine_b_subsets(none, _bcr(t, "IgG1"), ANN)  # no B cell with a BCR: nothing changes
     assert (none.obs["cell_type"] == blood.obs["cell_type"]).all()
 
 
@@ -238,11 +242,11 @@ def test_real_spleen_igm_igd_b_cells_are_naive(real, markers, tmp_path):
     a.layers["counts"] = a.X.copy()
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
-    annotate_cell_types(a, markers)
+    annotate_cell_types(a, markers, ANN, seed=0)
     airr = merge_bcr(bcr)
     index_chains(airr)
     cells = cell_annotations(airr)
-    refine_b_subsets(a, cells)
+    refine_b_subsets(a, cells, ANN)
     iso = cells["isotype"].reindex(a.obs_names)
     b = (a.obs["lineage"] == "B") & iso.isin(["IgM", "IgD"]).to_numpy()
     assert b.sum() >= 30
@@ -252,7 +256,7 @@ def test_real_spleen_igm_igd_b_cells_are_naive(real, markers, tmp_path):
 
 def test_no_car_features_warns(blood, caplog):
     a = blood.copy()
-    call_car_t(a, car_features=["CAR_X"])
+    call_car_t(a, CarCallParams.from_config(features=["CAR_X"]))
     assert not a.obs["car_t"].any()
     assert "no CAR features" in caplog.text
 
@@ -288,7 +292,7 @@ def test_real_balf_cells_with_a_tcr_are_t_cells(real, markers):
     sc.pp.highly_variable_genes(a, n_top_genes=2000)
     sc.pp.pca(a, n_comps=30, random_state=0)
     sc.pp.neighbors(a, random_state=0)
-    annotate_cell_types(a, markers)
+    annotate_cell_types(a, markers, ANN, seed=0)
     called = a.obs.loc[with_tcr, "lineage"].astype(str)
     assert with_tcr.sum() >= 100
     assert called.isin(["T"]).mean() >= 0.9
@@ -321,7 +325,7 @@ def test_product_cells_labelled_against_the_cohort(markers, cohort_with_product)
     removed = normalised(make_blood(PRODUCT, seed=3, sample="prod"))
     removed = removed[:, removed.var_names != "BG0"].copy()
     cohort = cohort_with_product[:, cohort_with_product.var_names != "BG1"].copy()
-    labels = annotate_like_reference(removed, cohort, markers)
+    labels = annotate_like_reference(removed, cohort, markers, ANN, n_neighbors=15, seed=0)
     assert labels.index.equals(removed.obs_names)
     truth = removed.obs["truth"].replace(EXPECTED).map(LINEAGE)
     assert (labels.map(LINEAGE) == truth).mean() >= 0.9
@@ -337,6 +341,6 @@ def test_shallow_removed_cells_borrow_their_cohort_neighbours_scores(markers, co
     removed = normalised(downsample(make_blood(PRODUCT, seed=3, sample="prod"), 0.3, seed=1))
     cohort = cohort_with_product.copy()
     sc.pp.pca(cohort, n_comps=20, random_state=0)
-    labels = annotate_like_reference(removed, cohort, markers, n_neighbors=15)
+    labels = annotate_like_reference(removed, cohort, markers, ANN, n_neighbors=15, seed=0)
     truth = removed.obs["truth"].replace(EXPECTED).map(LINEAGE)
     assert (labels.map(LINEAGE) == truth).mean() >= 0.9

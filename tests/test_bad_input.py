@@ -26,6 +26,7 @@ from cartrack.bcr import read_bcr
 from cartrack.checks import check_config, check_config_files, check_inputs, check_yaml_syntax
 from cartrack.design import InputError
 from cartrack.io import read_gex
+from cartrack.params import QcParams
 from cartrack.qc import run_qc
 from cartrack.sheet import design_checks, load_sheet, require_column
 
@@ -816,10 +817,12 @@ def test_reader_invalid_airr_productive(real, tmp_path):
 def test_qc_emptying_a_sample_names_the_way_out(project):
     gex, _ = read_gex(project / "data" / "BL6_GEX", sample="S1")
     with pytest.raises(InputError, match=r"QC removed all 269 cells.*qc.on_empty_sample: drop"):
-        run_qc(gex.copy(), min_genes=100_000)
-    kept, summary = run_qc(gex.copy(), min_genes=100_000, on_empty_sample="drop")
+        run_qc(gex.copy(), QcParams.from_config(min_genes=100_000), seed=0)
+    drop = QcParams.from_config(min_genes=100_000, on_empty_sample="drop")
+    kept, summary = run_qc(gex.copy(), drop, seed=0)
     assert kept.n_obs == 0 and summary["status"] == "dropped"
-    kept, summary = run_qc(gex.copy(), min_genes=10, on_empty_sample="drop")
+    drop = QcParams.from_config(min_genes=10, on_empty_sample="drop")
+    kept, summary = run_qc(gex.copy(), drop, seed=0)
     assert kept.n_obs > 0 and summary["status"] == "passed"
 
 

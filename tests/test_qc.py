@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from blood_stress import make_blood
 from scipy.stats import binom
 
+from cartrack.params import QcParams
 from cartrack.qc import (
     add_qc_metrics,
     expected_doublet_rate_from_loading,
@@ -16,6 +17,8 @@ from cartrack.qc import (
     qc_by_cell_type,
     run_qc,
 )
+
+DEFAULTS = QcParams.from_config()
 
 GENES = (
     [f"MT-G{i}" for i in range(5)] + [f"RPS{i}" for i in range(5)] + ["HBB"]
@@ -51,9 +54,9 @@ def test_metrics_and_low_quality_cells():
     x[:10, :5] += 2000  # broken cells: mitochondrial reads
     x[10:20] = np.floor(x[10:20] * 0.02)  # almost empty droplets
     a.X = sp.csr_matrix(x)
-    add_qc_metrics(a)
+    add_qc_metrics(a, exclude_ig_from_top_genes=True)
     assert {"pct_counts_mt", "pct_counts_ribo", "pct_counts_hb"} <= set(a.obs)
-    thresholds = flag_low_quality(a)
+    thresholds = flag_low_quality(a, DEFAULTS)
     assert a.obs["low_quality"].iloc[:20].all()
     assert a.obs["low_quality"].iloc[20:].mean() < 0.02
     assert thresholds["min_total_counts"] < thresholds["max_total_counts"]
@@ -62,7 +65,10 @@ def test_metrics_and_low_quality_cells():
 @pytest.mark.parametrize("exclude_ig", [True, False])
 def test_plasma_cells_survive_top_genes_filter_only_when_ig_excluded(exclude_ig):
     a = sample(n=400, n_plasma=12)
-    kept, summary = run_qc(a, exclude_ig_from_top_genes=exclude_ig, min_cells_for_doublets=10**6)
+    params = QcParams.from_config(
+        exclude_ig_from_top_genes=exclude_ig, min_cells_for_doublets=10**6
+    )
+    kept, summary = run_qc(a, params, seed=0)
     plasma_kept = np.isin([f"c{i}" for i in range(12)], kept.obs_names).mean()
     if exclude_ig:
         assert plasma_kept == 1.0
@@ -74,7 +80,8 @@ def test_plasma_cells_survive_top_genes_filter_only_when_ig_excluded(exclude_ig)
 
 def test_doublets_are_called_per_sample_and_counted():
     a = sample(n=300, seed=1)
-    kept, summary = run_qc(a, expected_doublet_rate=0.05, doublet_threshold="expected", seed=0)
+    params = QcParams.from_config(expected_doublet_rate=0.05, doublet_threshold="expected")
+    kept, summary = run_qc(a, params, seed=0)
     assert summary["n_doublets"] == int(a.obs["doublet"].sum())
     assert 5 <= summary["n_doublets"] <= 25
     assert summary["doublet_method"] == "expected" and summary["expected_doublet_rate"] == 0.05
@@ -100,16 +107,16 @@ def test_scrublet_neighbours_exact_unless_asked(monkeypatch, exact):
     monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", Spy)
     a = sample(n=3000, seed=2)
     if exact:
-        _, summary = run_qc(a, doublet_exact_neighbors=True, seed=0)
+        _, summary = run_qc(a, QcParams.from_config(doublet_exact_neighbors=True), seed=0)
         assert not used and a.obs.loc[~a.obs["low_quality"], "doublet_score"].notna().all()
     else:
         with pytest.raises(RuntimeError, match="pynndescent used"):
-            run_qc(a, doublet_exact_neighbors=False, seed=0)
+            run_qc(a, QcParams.from_config(doublet_exact_neighbors=False), seed=0)
 
 
 def test_small_samples_skip_doublet_detection():
     a = sample(n=60)
-    kept, summary = run_qc(a, min_cells_for_doublets=100)
+    kept, summary = run_qc(a, QcParams.from_config(min_cells_for_doublets=100), seed=0)
     assert summary["n_doublets"] == 0 and a.obs["doublet_score"].isna().all()
 
 
@@ -118,14 +125,15 @@ def test_losing_every_cell_is_a_clear_error():
 
     a = sample(n=150)
     with pytest.raises(InputError, match=r"QC removed all 150 cells: median \d+ genes"):
-        run_qc(a, min_genes=10_000)
+        run_qc(a, QcParams.from_config(min_genes=10_000), seed=0)
 
 
 def test_expected_rate_follows_the_loading():
-    assert expected_doublet_rate_from_loading(1000) == pytest.approx(0.008)
-    assert expected_doublet_rate_from_loading(10_000) == pytest.approx(0.08)
+    assert expected_doublet_rate_from_loading(1000, rate_per_1000=0.008) == pytest.approx(0.008)
+    assert expected_doublet_rate_from_loading(10_000, rate_per_1000=0.008) == pytest.approx(0.08)
+    assert DEFAULTS.doublet_rate_per_1000 == 0.008  # 10x's multiplet rate
     a = sample(n=500)
-    _, summary = run_qc(a, seed=0)
+    _, summary = run_qc(a, DEFAULTS, seed=0)
     assert summary["expected_doublet_rate"] == pytest.approx(0.004)
 
 
@@ -136,7 +144,7 @@ BLOOD = {"B_naive": 300, "B_memory": 200, "plasmablast": 100, "T_CD4": 350, "T_C
 def test_memory_b_and_plasmablast_singletons_survive_doublet_removal():
     """1,500 cells with 1.2% heterotypic doublets (the loading's rate)."""
     a = make_blood(BLOOD, seed=4, doublet_rate=0.012)
-    _, summary = run_qc(a, seed=0)
+    _, summary = run_qc(a, DEFAULTS, seed=0)
     obs = a.obs[~a.obs["low_quality"]]
     for cell_type in ("B_memory", "plasmablast"):
         assert (~obs.loc[obs["truth"] == cell_type, "doublet"]).mean() >= 0.95, cell_type
@@ -147,10 +155,11 @@ def test_memory_b_and_plasmablast_singletons_survive_doublet_removal():
 def test_no_doublets_no_mass_removal():
     """Null: a clean sample loses at most the loading's bound, not a fixed 6%."""
     a = make_blood(BLOOD, seed=5)
-    _, summary = run_qc(a, seed=0)
-    rate = expected_doublet_rate_from_loading(a.n_obs)
+    _, summary = run_qc(a, DEFAULTS, seed=0)
+    rate = expected_doublet_rate_from_loading(a.n_obs, rate_per_1000=0.008)
     assert summary["n_doublets"] <= binom.isf(1e-3, a.n_obs, 2 * rate) < 0.06 * a.n_obs
-    _, fixed = run_qc(make_blood(BLOOD, seed=5), doublet_threshold="expected", seed=0)
+    expected = QcParams.from_config(doublet_threshold="expected")
+    _, fixed = run_qc(make_blood(BLOOD, seed=5), expected, seed=0)
     assert fixed["n_doublets"] == pytest.approx(rate * a.n_obs, abs=2)
 
 

@@ -44,7 +44,7 @@ from cartrack.annotate import annotate_cell_types, read_markers
 from cartrack.design import B_CELLS
 from cartrack.integrate import merge_samples, normalise
 from cartrack.io import read_gex
-from cartrack.params import DemoParams, PhaseParams, SignatureParams
+from cartrack.params import AnnotationParams, DemoParams, PhaseParams, SignatureParams
 from cartrack.simulate import write_cohort
 
 pytestmark = pytest.mark.slow
@@ -130,10 +130,11 @@ def build_cohort(folder: Path) -> dict:
         samples.append(gex[~gex.obs["barcode"].astype(str).isin(drop).to_numpy()].copy())
     adata = merge_samples(samples, sheet.set_index("sample"))
     normalise(adata, target_sum=config["integration"]["target_sum"])
-    ann = {k: v for k, v in config["annotation"].items()
-           if k not in ("markers", "max_naive_mu_freq")}  # fmt: skip
     annotate_cell_types(
-        adata, read_markers(REPO / config["annotation"]["markers"]), seed=config["seed"], **ann
+        adata,
+        read_markers(REPO / config["annotation"]["markers"]),
+        AnnotationParams.from_config(config["annotation"]),
+        seed=config["seed"],
     )
     patients = truth["patients"]
     changes = {}

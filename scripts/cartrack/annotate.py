@@ -16,8 +16,8 @@ its value); subsets are then compared only within the lineage's cells; prolifera
 separate axis (``obs["proliferating"]``) that refines plasma-lineage cells only.
 """
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from scipy.stats import poisson
 
 from cartrack.design import B_CELLS, CELL_TYPES, NAIVE_B, T_CELLS, InputError
+from cartrack.params import AnnotationParams, CarCallParams
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,10 @@ def score_marker_sets(
     adata: ad.AnnData,
     markers: pd.DataFrame,
     *,
-    batch_key: str | None = None,
-    ctrl_size: int = 50,
-    n_bins: int = 25,
-    seed: int = 0,
+    batch_key: str | None,
+    ctrl_size: int,
+    n_bins: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Score of every (level, group) marker set per cell; control genes matched on the whole
     data, or within each value of obs `batch_key` when given.
@@ -198,35 +199,28 @@ def _best(
 def annotate_cell_types(
     adata: ad.AnnData,
     markers: pd.DataFrame,
+    params: AnnotationParams,
     *,
-    batch_key: str | None = None,
-    min_lineage_score: float = 0.1,
-    min_confidence: float = 0.3,
-    min_subset_score: float = 0.05,
-    min_proliferation_score: float = 0.1,
-    default_subsets: Mapping[str, str] | None = None,
-    contaminant_lineages: Sequence[str] = ("platelet", "erythroid"),
-    neighbor_weight: float = 0.5,
-    ctrl_size: int = 50,
-    n_bins: int = 25,
-    seed: int = 0,
+    seed: int,
 ) -> None:
     """Set obs ``lineage``, ``cell_type``, ``cell_type_confidence``, ``subset_confidence``,
     ``proliferation_score`` and ``proliferating``; scores go to ``obsm["marker_scores"]``.
 
-    A cell whose best lineage scores below `min_lineage_score` or whose confidence is below
-    `min_confidence` is lineage ``unassigned`` and cell type ``other``. Within a lineage the
-    best subset wins if it scores at least `min_subset_score`; otherwise the lineage's
-    `default_subsets` entry (the subset that needs no positive evidence: naive B cells lack
-    the memory, transitional and atypical markers). Plasma-lineage cells that proliferate
-    are plasmablasts (Ki-67+, Mei et al. 2015); proliferation never changes a lineage.
-    `contaminant_lineages` (platelet and red-cell RNA: ambient haemoglobin, platelets stuck
-    to monocytes and T cells) neither compete with nor lower the confidence of the immune
-    lineages; they are called only for cells without any immune lineage score. With a kNN
-    graph (``obsp["connectivities"]``) every score is first mixed with its neighbours' mean
-    (:func:`smooth_over_neighbors`, `neighbor_weight`), which denoises dropout.
+    Control genes are matched on the whole data, or within each value of obs ``batch_key``
+    (`params`, config section ``annotation``). A cell whose best lineage scores below
+    ``min_lineage_score`` or whose confidence is below ``min_confidence`` is lineage ``unassigned``
+    and cell type ``other``. Within a lineage the best subset wins if it scores at least
+    ``min_subset_score``; otherwise the lineage's ``default_subsets`` entry (the subset that needs
+    no positive evidence: naive B cells lack the memory, transitional and atypical markers).
+    Plasma-lineage cells that proliferate are plasmablasts (Ki-67+, Mei et al. 2015); proliferation
+    never changes a lineage. ``contaminant_lineages`` (platelet and red-cell RNA: ambient
+    haemoglobin, platelets stuck to monocytes and T cells) neither compete with nor lower the
+    confidence of the immune lineages; they are called only for cells without any immune lineage
+    score. With a kNN graph (``obsp["connectivities"]``) every score is first mixed with its
+    neighbours' mean (:func:`smooth_over_neighbors`, ``neighbor_weight``), which denoises dropout.
     """
-    defaults = {"B": "B_naive", "plasma": "plasmablast", "T": "T_CD4", **(default_subsets or {})}
+    p = params
+    defaults = dict(p.default_subsets)
     for name, subset in defaults.items():
         if subset not in LINEAGE_TYPES.get(name, ()):
             raise InputError(
@@ -234,33 +228,33 @@ def annotate_cell_types(
                 f"lineage {name} (one of {LINEAGE_TYPES.get(name, ())})"
             )
     scores = score_marker_sets(
-        adata, markers, batch_key=batch_key, ctrl_size=ctrl_size, n_bins=n_bins, seed=seed
+        adata, markers, batch_key=p.batch_key, ctrl_size=p.ctrl_size, n_bins=p.n_bins, seed=seed
     )
-    if neighbor_weight > 0 and "connectivities" in adata.obsp:
-        scores = smooth_over_neighbors(scores, adata.obsp["connectivities"], neighbor_weight)
+    if p.neighbor_weight > 0 and "connectivities" in adata.obsp:
+        scores = smooth_over_neighbors(scores, adata.obsp["connectivities"], p.neighbor_weight)
     lineage_cols = [c for c in scores.columns if c.startswith("lineage:")]
     if not lineage_cols:
         raise InputError("marker table has no lineage rows")
-    contaminant = [f"lineage:{g}" for g in contaminant_lineages]
+    contaminant = [f"lineage:{g}" for g in p.contaminant_lineages]
     cells_cols = [c for c in lineage_cols if c not in contaminant]
     family = {
         c: "/".join(LINEAGE_TYPES.get(c.removeprefix("lineage:"), ("other",))) for c in cells_cols
     }
     best, top, confidence = _best(scores[cells_cols], family)
     lineage = best.str.removeprefix("lineage:")
-    low = (top < min_lineage_score) | (confidence < min_confidence)
+    low = (top < p.min_lineage_score) | (confidence < p.min_confidence)
     lineage[low] = UNASSIGNED
     extra = [c for c in contaminant if c in scores.columns]
     if extra:  # platelets / red cells: only where no cell lineage is called
         c_best, c_top, c_conf = _best(scores[extra])
-        won = low & (c_top >= min_lineage_score) & (top < min_lineage_score)
+        won = low & (c_top >= p.min_lineage_score) & (top < p.min_lineage_score)
         lineage[won] = c_best[won].str.removeprefix("lineage:")
         confidence[won] = c_conf[won]
         low &= ~won
     label = pd.Series("other", index=adata.obs_names, dtype=object)
     subset_conf = pd.Series(np.nan, index=adata.obs_names)
     prolif = scores.get("state:proliferation", pd.Series(np.nan, index=adata.obs_names))
-    proliferating = prolif.fillna(-np.inf) >= min_proliferation_score
+    proliferating = prolif.fillna(-np.inf) >= p.min_proliferation_score
     for name, types in LINEAGE_TYPES.items():
         cells = lineage.index[lineage == name]
         if not len(cells):
@@ -269,17 +263,19 @@ def annotate_cell_types(
             label[cells] = types[0]
             continue
         cols = [f"subset:{t}" for t in types if f"subset:{t}" in scores.columns]
+        if name not in defaults:
+            raise InputError(f"config annotation.default_subsets: no subset for lineage {name}")
         if not cols:
             label[cells] = defaults[name]
             continue
         sub_best, sub_top, sub_conf = _best(scores.loc[cells, cols])
         chosen = sub_best.str.removeprefix("subset:").where(
-            sub_top >= min_subset_score, defaults[name]
+            sub_top >= p.min_subset_score, defaults[name]
         )
         if name == "plasma":
             chosen[proliferating[cells].to_numpy()] = "plasmablast"
         label[cells] = chosen
-        subset_conf[cells] = sub_conf.where(sub_top >= min_subset_score, 0.0)
+        subset_conf[cells] = sub_conf.where(sub_top >= p.min_subset_score, 0.0)
     obs = adata.obs
     obs["lineage"] = pd.Categorical(lineage.to_numpy())
     obs["cell_type"] = pd.Categorical(label.to_numpy(), categories=CELL_TYPES)
@@ -301,9 +297,10 @@ def annotate_like_reference(
     query: ad.AnnData,
     reference: ad.AnnData,
     markers: pd.DataFrame,
+    params: AnnotationParams,
     *,
-    n_neighbors: int = 15,
-    **params,
+    n_neighbors: int,
+    seed: int,
 ) -> pd.Series:
     """Cell types of `query` cells scored together with the `reference` cells, so that each
     marker score's control genes are matched on the reference's mean expression (the
@@ -313,10 +310,10 @@ def annotate_like_reference(
     dropped and reference features missing from the query count as zero. When the reference
     has a PCA (``obsm["X_pca"]``, ``varm["PCs"]``), each query cell's scores are mixed with
     those of its `n_neighbors` nearest reference cells there (``neighbor_weight``, as the
-    cohort's cells are with theirs). `params` go to :func:`annotate_cell_types` (without
-    ``batch_key``: one control-gene choice for all). Used for the cells QC removed, which the
-    cohort annotation never sees: a sample scored alone mislabels a sample of nearly one
-    lineage (module docstring).
+    cohort's cells are with theirs; config ``integration.n_neighbors``). `params` go to
+    :func:`annotate_cell_types` without ``batch_key`` (one control-gene choice for all).
+    Used for the cells QC removed, which the cohort annotation never sees: a sample scored
+    alone mislabels a sample of nearly one lineage (module docstring).
     """
     idx = query.var_names.get_indexer(reference.var_names)
     present = sp.diags((idx >= 0).astype(float))
@@ -328,7 +325,7 @@ def annotate_like_reference(
     )
     if "X_pca" in reference.obsm and "PCs" in reference.varm and query.n_obs:
         both.obsp["connectivities"] = _neighbours_in_reference(aligned, reference, n_neighbors)
-    annotate_cell_types(both, markers, **params)
+    annotate_cell_types(both, markers, dataclasses.replace(params, batch_key=None), seed=seed)
     return both.obs["cell_type"].iloc[: query.n_obs].astype(str).set_axis(query.obs_names)
 
 
@@ -351,17 +348,16 @@ def _neighbours_in_reference(x, reference: ad.AnnData, n_neighbors: int) -> sp.c
 def refine_b_subsets(
     adata: ad.AnnData,
     bcr: pd.DataFrame,
-    *,
-    max_naive_mu_freq: float = 0.02,
+    params: AnnotationParams,
 ) -> pd.Series:
     """Let a B cell's BCR refine its subset; return the reason per cell (obs ``b_subset_source``).
 
     `bcr` is indexed by cell name with ``isotype`` (IGHM, IGHG1, ...) and, when available,
-    ``mu_freq`` (SHazaM's ``observedMutations`` frequency; else ``shm`` = 1 - v_identity).
-    Switched (IgG/IgA/IgE) or mutated (above `max_naive_mu_freq`) naive/transitional calls
-    become ``B_memory``; unswitched and unmutated memory/atypical calls become the better
-    scoring of naive/transitional. Unswitched cells without a mutation frequency keep the
-    expression call (IgM memory cannot be told from naive without SHM).
+    ``mu_freq`` (SHazaM's ``observedMutations`` frequency; else ``shm`` = 1 - v_identity). Switched
+    (IgG/IgA/IgE) or mutated (above ``max_naive_mu_freq`` of `params`) naive/transitional calls
+    become ``B_memory``; unswitched and unmutated memory/atypical calls become the better scoring of
+    naive/transitional. Unswitched cells without a mutation frequency keep the expression call (IgM
+    memory cannot be told from naive without SHM).
     """
     cells = adata.obs_names.intersection(bcr.index[bcr["isotype"].notna()])
     obs = adata.obs
@@ -385,8 +381,8 @@ def refine_b_subsets(
     )
     switched = iso.str.startswith(("G", "A", "E")).fillna(False).to_numpy(dtype=bool)
     unswitched = iso.str.startswith(("M", "D")).fillna(False).to_numpy(dtype=bool)
-    mutated = (mu > max_naive_mu_freq).to_numpy()
-    unmutated = (mu <= max_naive_mu_freq).to_numpy()
+    mutated = (mu > params.max_naive_mu_freq).to_numpy()
+    unmutated = (mu <= params.max_naive_mu_freq).to_numpy()
     current = label[cells].to_numpy()
     to_memory = (switched | mutated) & np.isin(current, NAIVE_B)
     to_naive = unswitched & unmutated & ~np.isin(current, NAIVE_B)
@@ -424,27 +420,27 @@ def _counts(adata: ad.AnnData):
 
 def call_car_t(
     adata: ad.AnnData,
+    params: CarCallParams,
     *,
-    car_features: list[str],
-    alpha: float = 0.001,
-    min_umis: int = 1,
-    min_reference_cells: int = 50,
     sample_key: str = "sample",
 ) -> pd.DataFrame:
     """Set ``obs["car_t"]``: CAR UMIs above the sample's ambient level in a T/NK or unassigned cell.
 
     Ambient CAR RNA per sample is estimated from the confidently non-T/NK cells (B lineage,
-    myeloid, DC, ...): their CAR UMIs per total UMIs. A cell is CAR-positive when its CAR
-    UMIs are at least `min_umis` and their Poisson upper tail under the ambient expectation
-    (rate x the cell's total UMIs) is at most `alpha`. The rate is (CAR UMIs + 0.5) / total
+    myeloid, DC, ...): their CAR UMIs per total UMIs (the CAR features: ``features`` of
+    `params`, config section ``car_t``). A cell is CAR-positive when its CAR UMIs are at least
+    ``min_umis`` and their Poisson upper tail under the ambient expectation (rate x the
+    cell's total UMIs) is at most ``call_alpha``. The rate is (CAR UMIs + 0.5) / total
     UMIs of the reference cells (Jeffreys prior): no CAR UMI among a few hundred thousand
     reference UMIs does not show that a sample has no ambient CAR RNA, and a rate of 0 would
     call every T cell with one stray CAR UMI a CAR-T cell. A sample with fewer than
-    `min_reference_cells` reference cells uses the cohort's pooled rate. The tail
+    ``min_reference_cells`` reference cells uses the cohort's pooled rate. The tail
     probability itself goes to ``obs["car_ambient_p"]`` (1 for a cell without CAR UMIs; a
     CAR-T call through the TCR clonotype uses it, :mod:`cartrack.car_t`). Returns the
     per-sample table (ambient estimate and the UMI threshold at the sample's median depth).
     """
+    car_features, alpha = params.features, params.call_alpha
+    min_umis, min_reference_cells = params.min_umis, params.min_reference_cells
     obs = adata.obs
     present = [f for f in car_features if f in adata.var_names]
     obs["car_t"] = False

@@ -221,6 +221,70 @@ class IntegrationParams(ConfigParams):
 
 
 @dataclass(frozen=True)
+class QcParams(ConfigParams):
+    """Per-sample QC (section ``qc``; rule gex_qc): :func:`cartrack.qc.run_qc`."""
+
+    SECTION: ClassVar[str] = "qc"
+    nmads: float
+    nmads_mito: float
+    max_pct_mito: float
+    exclude_ig_from_top_genes: bool
+    min_genes: int
+    doublet_rate_per_1000: float
+    expected_doublet_rate: float | None
+    doublet_threshold: str | float
+    max_doublet_rate_factor: float
+    doublet_n_pcs: int
+    min_cells_for_doublets: int
+    doublet_exact_neighbors: bool
+    on_empty_sample: str
+
+
+@dataclass(frozen=True)
+class AnnotationParams(ConfigParams):
+    """Cell-type calls (section ``annotation`` but the marker table, an input; rules
+    gex_annotate, gex_qc_by_cell_type): :func:`cartrack.annotate.annotate_cell_types`,
+    :func:`cartrack.annotate.annotate_like_reference`,
+    :func:`cartrack.annotate.refine_b_subsets`."""
+
+    SECTION: ClassVar[str] = "annotation"
+    batch_key: str | None
+    min_lineage_score: float
+    min_confidence: float
+    min_subset_score: float
+    default_subsets: dict[str, str]
+    contaminant_lineages: tuple[str, ...]
+    neighbor_weight: float
+    min_proliferation_score: float
+    ctrl_size: int
+    n_bins: int
+    max_naive_mu_freq: float
+
+
+@dataclass(frozen=True)
+class CarCallParams(ConfigParams):
+    """CAR-T calls from CAR UMIs (the keys of section ``car_t`` that rule gex_annotate reads):
+    :func:`cartrack.annotate.call_car_t`. :class:`CarTParams` holds them too."""
+
+    SECTION: ClassVar[str] = "car_t"
+    features: tuple[str, ...]
+    call_alpha: float
+    min_umis: int
+    min_reference_cells: int
+
+
+@dataclass(frozen=True)
+class ReferenceParams(ConfigParams):
+    """The cohort's normalisation and neighbours (the keys of section ``integration`` that
+    rule gex_qc_by_cell_type reads): cells QC removed are normalised and scored as the
+    cohort's (:func:`cartrack.annotate.annotate_like_reference`)."""
+
+    SECTION: ClassVar[str] = "integration"
+    target_sum: float
+    n_neighbors: int
+
+
+@dataclass(frozen=True)
 class CheckParams(ConfigParams):
     """Input checks (section ``checks``; rule check_inputs):
     :func:`cartrack.checks.check_sample`."""

@@ -9,6 +9,7 @@ import scanpy as sc
 from scipy.stats import binom, median_abs_deviation
 
 from cartrack.design import CELL_TYPES, InputError
+from cartrack.params import QcParams
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ IG_PATTERN = r"^(IG[HKL][VDJC]|IGH[MDGAE]|IGKC|IGLC|JCHAIN)"
 HB_PATTERN = r"^HB(?!EGF|S1L|P1)[ABDEGMQZ]\d*$"
 
 
-def add_qc_metrics(adata: ad.AnnData, *, exclude_ig_from_top_genes: bool = True) -> None:
+def add_qc_metrics(adata: ad.AnnData, *, exclude_ig_from_top_genes: bool) -> None:
     """Add mito / ribo / hb flags and scanpy's QC metrics to `adata` (raw counts in X).
 
     Gene prefixes are matched case-insensitively so mouse symbols (`mt-`, `Rps`) work too.
@@ -47,20 +48,15 @@ def mad_outlier(values: pd.Series | np.ndarray, nmads: float) -> np.ndarray:
     return (x < med - nmads * mad) | (x > med + nmads * mad)
 
 
-def flag_low_quality(
-    adata: ad.AnnData,
-    *,
-    nmads: float = 5,
-    nmads_mito: float = 5,
-    max_pct_mito: float = 8,
-    min_genes: int = 100,
-) -> dict[str, float]:
+def flag_low_quality(adata: ad.AnnData, params: QcParams) -> dict[str, float]:
     """Set `obs["low_quality"]`; return the thresholds used (for the QC table and figure).
 
-    A cell is low quality when it is a MAD outlier on log1p total counts, log1p genes or
-    the share of counts in its top 20 genes, or on the mitochondrial share (or above
-    `max_pct_mito`), or has fewer than `min_genes` genes.
+    A cell is low quality when it is a MAD outlier (``nmads``) on log1p total counts, log1p
+    genes or the share of counts in its top 20 genes, or on the mitochondrial share
+    (``nmads_mito``; or above ``max_pct_mito``), or has fewer than ``min_genes`` genes.
     """
+    nmads, nmads_mito = params.nmads, params.nmads_mito
+    max_pct_mito, min_genes = params.max_pct_mito, params.min_genes
     obs = adata.obs
     outlier = (
         mad_outlier(obs["log1p_total_counts"], nmads)
@@ -88,45 +84,39 @@ def flag_low_quality(
     }
 
 
-def expected_doublet_rate_from_loading(n_cells: int, *, rate_per_1000: float = 0.008) -> float:
-    """10x's multiplet rate for a capture: about 0.8 % per 1,000 cells recovered."""
+def expected_doublet_rate_from_loading(n_cells: int, *, rate_per_1000: float) -> float:
+    """The multiplet rate of a capture: `rate_per_1000` per 1,000 cells recovered (10x's is
+    about 0.8 %, config ``qc.doublet_rate_per_1000``)."""
     return rate_per_1000 * n_cells / 1000
 
 
-def flag_doublets(
-    adata: ad.AnnData,
-    *,
-    doublet_rate_per_1000: float = 0.008,
-    expected_doublet_rate: float | None = None,
-    threshold: str | float = "auto",
-    max_rate_factor: float = 2.0,
-    n_pcs: int = 15,
-    min_cells: int = 100,
-    exact_neighbors: bool = True,
-    seed: int = 0,
-) -> dict[str, float]:
+def flag_doublets(adata: ad.AnnData, params: QcParams, *, seed: int) -> dict[str, float]:
     """Set `obs["doublet"]` and `obs["doublet_score"]` with scrublet on this sample alone.
 
-    The expected rate comes from the sample's loading: `doublet_rate_per_1000` x cells
-    recovered / 1,000 (all barcodes of the filtered matrix), unless `expected_doublet_rate`
-    fixes it. `threshold`: ``auto`` takes scrublet's own threshold (the minimum between the
-    two modes of the simulated doublets' scores, ``skimage.filters.threshold_minimum``; see
-    ``scanpy.pp.scrublet``) but never calls more cells than a Binomial(n, `max_rate_factor` x
-    expected rate) makes plausible (its 99.9 % quantile; the threshold is raised to that
-    many top scores instead) and falls back to the expected-rate quantile when scrublet finds no
-    threshold; ``expected`` calls the expected-rate share of top scores; a number is a fixed
-    score. Low-quality cells are left out. Samples with fewer than `min_cells` good cells
-    are not scored. `exact_neighbors` finds scrublet's neighbours by brute force (sklearn)
-    at every sample size; otherwise scanpy switches to pynndescent (approximate, and compiled
-    anew by numba in each process) from about 2,700 cells. Returns the rate, threshold and
+    The expected rate comes from the sample's loading: ``doublet_rate_per_1000`` x cells
+    recovered / 1,000 (all barcodes of the filtered matrix), unless ``expected_doublet_rate``
+    fixes it. ``doublet_threshold``: ``auto`` takes scrublet's own threshold (the minimum
+    between the two modes of the simulated doublets' scores,
+    ``skimage.filters.threshold_minimum``; see ``scanpy.pp.scrublet``) but never calls more
+    cells than a Binomial(n, ``max_doublet_rate_factor`` x expected rate) makes plausible (its
+    99.9 % quantile; the threshold is raised to that many top scores instead) and falls back
+    to the expected-rate quantile when scrublet finds no threshold; ``expected`` calls the
+    expected-rate share of top scores; a number is a fixed score. Low-quality cells are left
+    out. Samples with fewer than ``min_cells_for_doublets`` good cells are not scored.
+    ``doublet_exact_neighbors`` finds scrublet's neighbours by brute force (sklearn) at every
+    sample size; otherwise scanpy switches to pynndescent (approximate, and compiled anew by
+    numba in each process) from about 2,700 cells. Returns the rate, threshold and
     method used.
     """
+    threshold, min_cells = params.doublet_threshold, params.min_cells_for_doublets
     adata.obs["doublet"] = False
     adata.obs["doublet_score"] = np.nan
     rate = (
-        expected_doublet_rate
-        if expected_doublet_rate is not None
-        else expected_doublet_rate_from_loading(adata.n_obs, rate_per_1000=doublet_rate_per_1000)
+        params.expected_doublet_rate
+        if params.expected_doublet_rate is not None
+        else expected_doublet_rate_from_loading(
+            adata.n_obs, rate_per_1000=params.doublet_rate_per_1000
+        )
     )
     info = {"expected_doublet_rate": rate, "doublet_threshold": np.nan, "doublet_method": "skipped"}
     good = ~adata.obs["low_quality"].to_numpy()
@@ -140,14 +130,14 @@ def flag_doublets(
         sub,
         expected_doublet_rate=max(rate, 1e-3),
         log_transform=True,
-        n_prin_comps=min(n_pcs, sub.n_obs - 1),
+        n_prin_comps=min(params.doublet_n_pcs, sub.n_obs - 1),
         threshold=None if threshold == "auto" else 1.0,
-        use_approx_neighbors=False if exact_neighbors else None,
+        use_approx_neighbors=False if params.doublet_exact_neighbors else None,
         random_state=seed,
         verbose=False,
     )
     scores = sub.obs["doublet_score"].to_numpy()
-    max_calls = int(binom.isf(1e-3, len(scores), min(max_rate_factor * rate, 1)))
+    max_calls = int(binom.isf(1e-3, len(scores), min(params.max_doublet_rate_factor * rate, 1)))
     if threshold == "auto":
         auto = sub.uns["scrublet"].get("threshold")
         if auto is None or not np.isfinite(auto):
@@ -183,45 +173,16 @@ def qc_summary(adata: ad.AnnData, thresholds: dict) -> dict:
     }
 
 
-def run_qc(
-    adata: ad.AnnData,
-    *,
-    nmads: float = 5,
-    nmads_mito: float = 5,
-    max_pct_mito: float = 8,
-    min_genes: int = 100,
-    exclude_ig_from_top_genes: bool = True,
-    doublet_rate_per_1000: float = 0.008,
-    expected_doublet_rate: float | None = None,
-    doublet_threshold: str | float = "auto",
-    max_doublet_rate_factor: float = 2.0,
-    doublet_n_pcs: int = 15,
-    min_cells_for_doublets: int = 100,
-    doublet_exact_neighbors: bool = True,
-    on_empty_sample: str = "error",
-    seed: int = 0,
-) -> tuple[ad.AnnData, dict]:
+def run_qc(adata: ad.AnnData, params: QcParams, *, seed: int) -> tuple[ad.AnnData, dict]:
     """QC one sample: return the kept cells and the summary row (all cells keep their flags
     in `adata.obs`).
 
-    When QC removes every cell, `on_empty_sample` ``"error"`` raises InputError with the
+    When QC removes every cell, ``on_empty_sample`` ``"error"`` raises InputError with the
     sample's QC medians; ``"drop"`` returns zero cells and ``status`` ``dropped`` in the
     summary (otherwise ``passed``)."""
-    add_qc_metrics(adata, exclude_ig_from_top_genes=exclude_ig_from_top_genes)
-    thresholds = flag_low_quality(
-        adata, nmads=nmads, nmads_mito=nmads_mito, max_pct_mito=max_pct_mito, min_genes=min_genes
-    )
-    thresholds |= flag_doublets(
-        adata,
-        doublet_rate_per_1000=doublet_rate_per_1000,
-        expected_doublet_rate=expected_doublet_rate,
-        threshold=doublet_threshold,
-        max_rate_factor=max_doublet_rate_factor,
-        n_pcs=doublet_n_pcs,
-        min_cells=min_cells_for_doublets,
-        exact_neighbors=doublet_exact_neighbors,
-        seed=seed,
-    )
+    add_qc_metrics(adata, exclude_ig_from_top_genes=params.exclude_ig_from_top_genes)
+    thresholds = flag_low_quality(adata, params)
+    thresholds |= flag_doublets(adata, params, seed=seed)
     summary = qc_summary(adata, thresholds)
     keep = ~(adata.obs["low_quality"] | adata.obs["doublet"]).to_numpy()
     summary["status"] = "passed"
@@ -230,10 +191,10 @@ def run_qc(
         reason = (
             f"QC removed all {adata.n_obs} cells: median {obs['n_genes_by_counts'].median():.0f} "
             f"genes and {obs['total_counts'].median():.0f} counts per cell (qc.min_genes is "
-            f"{min_genes}), median {obs['pct_counts_mt'].median():.1f}% mitochondrial "
-            f"(qc.max_pct_mito is {max_pct_mito})"
+            f"{params.min_genes}), median {obs['pct_counts_mt'].median():.1f}% mitochondrial "
+            f"(qc.max_pct_mito is {params.max_pct_mito})"
         )
-        if on_empty_sample != "drop":
+        if params.on_empty_sample != "drop":
             raise InputError(
                 f"{reason}. Is this a filtered matrix of whole transcriptomes? Lower the qc "
                 "thresholds in your config if it is, or set qc.on_empty_sample: drop to "

@@ -18,9 +18,12 @@ from cartrack.checks import (  # noqa: E402
 )
 from cartrack.design import InputError  # noqa: E402
 from cartrack.params import (  # noqa: E402
+    AnnotationParams,
+    CarCallParams,
     GseaParams,
     PhaseParams,
     ReadParams,
+    ReferenceParams,
     SignatureCellsParams,
     SignatureParams,
 )

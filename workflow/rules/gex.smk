@@ -17,7 +17,7 @@ rule gex_qc:
         mem_mb=mem_mb(1500, 20),
         runtime=runtime(15),
     params:
-        qc=config["qc"],
+        cfg=config["qc"],
         seed=config["seed"],
     script:
         "../../scripts/gex_qc.py"
@@ -49,9 +49,9 @@ rule gex_qc_by_cell_type:
     params:
         sheet=SHEET,
         samples=SAMPLES,
-        annotation=config["annotation"],
-        target_sum=config["integration"]["target_sum"],
-        n_neighbors=config["integration"]["n_neighbors"],
+        # only the keys it reads: integration's other keys reach it through annotated.h5ad
+        annotation=config_for(AnnotationParams, config["annotation"]),
+        integration=config_for(ReferenceParams, config["integration"]),
         seed=config["seed"],
     script:
         "../../scripts/gex_qc_by_cell_type.py"
@@ -131,9 +131,10 @@ rule gex_annotate:
         runtime=runtime(30),
     params:
         sheet=SHEET,
-        annotation=config["annotation"],
-        car_t=config["car_t"],
-        productive_only=config["bcr"]["productive_only"],
+        # only the keys it reads: tuning CAR-T clonotypes or figures must not re-annotate
+        annotation=config_for(AnnotationParams, config["annotation"]),
+        car_t=config_for(CarCallParams, config["car_t"]),
+        bcr=config_for(ReadParams, config["bcr"]),
         seed=config["seed"],
     script:
         "../../scripts/gex_annotate.py"
