@@ -508,9 +508,8 @@ def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.An
     arr = ak.concatenate(arrays) if arrays else _canonical_array(ak.Array([[]])[:0], CORE_FIELDS)
     obs.index = obs.index.astype(str)
     # one row per sample read; an input merged before brings its rows along
-    stats = pd.concat(
-        [_ingest_rows(a.uns.get("bcr_ingest", {})) for a in adatas], ignore_index=True
-    )
+    rows = [_ingest_rows(a.uns.get("bcr_ingest", {})) for a in adatas]
+    stats = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     merged = ad.AnnData(obs=obs, obsm={"airr": arr})
     merged.uns["bcr_ingest"] = stats
     return merged
