@@ -507,6 +507,9 @@ def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.An
     arrays = harmonise_airr([airr_array(a) for a in adatas])
     arr = ak.concatenate(arrays) if arrays else _canonical_array(ak.Array([[]])[:0], CORE_FIELDS)
     obs.index = obs.index.astype(str)
+    for col in obs.columns:  # h5ad gives strings back as categoricals: plain, as read
+        if isinstance(obs[col].dtype, pd.CategoricalDtype):
+            obs[col] = obs[col].astype(object)
     # one row per sample read; an input merged before brings its rows along
     rows = [_ingest_rows(a.uns.get("bcr_ingest", {})) for a in adatas]
     stats = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
