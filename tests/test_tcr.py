@@ -24,7 +24,7 @@ def meta_for(samples: dict[str, str], day: int = 0) -> pd.DataFrame:
     sheet = pd.DataFrame(
         {"sample": list(samples), "patient": list(samples.values()), "day": day, "tissue": "PB"}
     )
-    meta = sheet_table(sheet)
+    meta = sheet_table(sheet, post_min_day=28, visit_window_days=3)
     meta["has_tcr"] = True
     return meta
 
