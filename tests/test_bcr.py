@@ -347,7 +347,7 @@ def test_empty_inputs(tmp_path, real):
         assert a.n_obs == 0
         assert a.uns["bcr_ingest"]["n_contigs"] == 0
     merged = merge_bcr([*empties.values(), read_bcr(real / SCIRPY_AIRR, sample="ig")])
-    index_chains(merged)
+    index_chains(merged, productive_only=True)
     assert merged.n_obs == 2
 
 
@@ -388,7 +388,7 @@ def test_mixed_format_merge_indexes_chains(real, tmp_path):
     back = [ad.read_h5ad(tmp_path / f"{s}.h5ad") for s in "AB"]
     merged = merge_bcr(back)
     assert "union" not in str(merged.obsm["airr"].type)
-    index_chains(merged)
+    index_chains(merged, productive_only=True)
     assert merged.n_obs == 772 + 170
     assert set(merged.obs["receptor_type"]) <= {"BCR", "multichain", "no IR"}
     assert list(merged.uns["bcr_ingest"]["sample"]) == ["A", "B"]

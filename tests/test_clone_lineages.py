@@ -170,7 +170,7 @@ def airr_of(rows: dict[str, list[dict]], patients: dict[str, str]):
     parts = [build_airr(clean_chains(pd.DataFrame(r)), sample=s) for s, r in rows.items() if r]
     airr = merge_bcr(parts)
     airr.obs["patient"] = airr.obs["sample"].map(patients).to_numpy()
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     return airr
 
 
@@ -336,6 +336,6 @@ def test_airr_and_10x_csv_of_one_clone_give_one_clone(tmp_path):
     ]
     airr = merge_bcr(parts)
     airr.obs["patient"] = "P1"
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     define_clones(airr)
     assert airr.obs["clone_id"].notna().all() and airr.obs["clone_id"].nunique() == 1

@@ -171,7 +171,7 @@ def test_mu_freq_missing_without_alignment():
 def _real(path, samples: list[str], patient: str):
     airr = merge_bcr([read_bcr(path, sample=s) for s in samples])
     airr.obs["patient"] = patient
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     return airr
 
 

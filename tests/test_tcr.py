@@ -93,7 +93,7 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
             )
         ]
     )
-    index_chains(bcr)
+    index_chains(bcr, productive_only=True)
     both = combine_receptors(bcr, a, productive_only=True)
     shared = bcr.obs_names.intersection(a.obs_names)
     assert len(shared) == 27  # PROVENANCE: 27 BL6 cells have both

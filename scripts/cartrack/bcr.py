@@ -518,7 +518,7 @@ def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.An
     return merged
 
 
-def index_chains(adata: ad.AnnData, *, productive_only: bool = True) -> None:
+def index_chains(adata: ad.AnnData, *, productive_only: bool) -> None:
     """Run :func:`scirpy.pp.index_chains` and :func:`scirpy.tl.chain_qc` in place.
 
     Parameters
@@ -526,8 +526,9 @@ def index_chains(adata: ad.AnnData, *, productive_only: bool = True) -> None:
     adata
         Merged BCR AnnData (:func:`merge_bcr`).
     productive_only
-        Whether chains must be productive to be indexed (scirpy's default); when false, only
-        a junction amino-acid sequence is required.
+        Whether chains must be productive to be indexed (``bcr.productive_only``; the config
+        schema's default, true, is scirpy's); when false, only a junction amino-acid
+        sequence is required.
     """
     import scirpy as ir
 
