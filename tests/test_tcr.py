@@ -29,6 +29,12 @@ def meta_for(samples: dict[str, str], day: int = 0) -> pd.DataFrame:
     return meta
 
 
+def prepare(samples, meta: pd.DataFrame, **overrides):
+    """:func:`prepare_tcr` with the schema's ``tcr`` defaults, changed by `overrides`."""
+    kw = dict(productive_only=True, receptor_arms="all", dual_ir="any", include_multichain=False)
+    return prepare_tcr(samples, meta, **{**kw, **overrides})
+
+
 def partition(labels: pd.Series) -> set[frozenset]:
     """A clustering as a set of member sets (label names do not matter)."""
     return {frozenset(g.index) for _, g in labels.dropna().groupby(labels.dropna())}
@@ -46,7 +52,7 @@ def test_liao_tcr_with_its_gex(real):
 def test_liao_clonotypes_equal_cell_rangers(real):
     """Identical nucleotide CDR3s of all chains is Cell Ranger's clonotype definition too:
     on the Liao file the two partitions must coincide, dual-alpha and orphan cells included."""
-    airr = prepare_tcr([read_tcr(real / LIAO_TCR, sample="C144")], meta_for({"C144": "P"}))
+    airr = prepare([read_tcr(real / LIAO_TCR, sample="C144")], meta_for({"C144": "P"}))
     raw = pd.read_csv(real / LIAO_TCR).groupby("barcode")["raw_clonotype_id"].first()
     cell_ranger = pd.Series(raw.reindex(airr.obs["barcode"]).to_numpy(), index=airr.obs_names)
     assert airr.obs["clonotype_id"].notna().all()
@@ -64,10 +70,10 @@ def test_scirpy_json_drops_ig_and_non_cells(real):
 
 def test_scirpy_csv_multichain_only_when_asked(real):
     samples = [read_tcr(real / SCIRPY_CSV, sample="C")]
-    airr = prepare_tcr(samples, meta_for({"C": "P"}))
+    airr = prepare(samples, meta_for({"C": "P"}))
     multi = airr.obs["chain_pairing"].eq("multichain")
     assert multi.sum() == 1 and airr.obs.loc[multi, "clonotype_id"].isna().all()
-    airr = prepare_tcr(samples, meta_for({"C": "P"}), include_multichain=True)
+    airr = prepare(samples, meta_for({"C": "P"}), include_multichain=True)
     assert airr.obs.loc[multi, "clonotype_id"].notna().all()
 
 
@@ -78,8 +84,8 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
     airr_file = real / DJVDJ.format("BL6", "TCR") / "airr_rearrangement.tsv.gz"
     tsv = read_tcr(airr_file, sample="BL6")
     assert csv.n_obs == tsv.n_obs == 65
-    a = prepare_tcr([csv], meta_for({"BL6": "M1"}))
-    b = prepare_tcr([tsv], meta_for({"BL6": "M1"}))
+    a = prepare([csv], meta_for({"BL6": "M1"}))
+    b = prepare([tsv], meta_for({"BL6": "M1"}))
     assert partition(a.obs["clonotype_id"]) == partition(b.obs["clonotype_id"])
     gex, _ = read_gex(
         real / DJVDJ.format("BL6", "GEX") / "filtered_feature_bc_matrix", sample="BL6"
@@ -116,7 +122,7 @@ def test_two_mice_never_share_a_clonotype(real):
             real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz", sample="copy"
         ),
     ]
-    airr = prepare_tcr(twice, meta_for({"BL6": "M1", "copy": "M2"}))
+    airr = prepare(twice, meta_for({"BL6": "M1", "copy": "M2"}))
     per_patient = airr.obs.groupby("clonotype_id", observed=True)["patient"].nunique()
     assert per_patient.max() == 1
     assert (
@@ -124,7 +130,7 @@ def test_two_mice_never_share_a_clonotype(real):
         == 2 * airr.obs.loc[airr.obs["patient"] == "M1", "clonotype_id"].nunique()
     )
     qc = chain_qc_table(
-        prepare_tcr(samples, meta_for({"BL6": "M1", "MD4": "M1"})),
+        prepare(samples, meta_for({"BL6": "M1", "MD4": "M1"})),
         pd.DataFrame(index=[]),
         meta_for({"BL6": "M1", "MD4": "M1"}),
     )
@@ -185,7 +191,7 @@ def edge_cases(tmp_path):
 def test_dual_alpha_single_chain_and_nucleotide_identity(edge_cases):
     sample = read_tcr(edge_cases, sample="S")
     assert sample.uns["tcr_ingest"]["n_contigs_bcr"] == 1 and "S_g-1" not in sample.obs_names
-    airr = prepare_tcr([sample], meta_for({"S": "P"}))
+    airr = prepare([sample], meta_for({"S": "P"}))
     ct = airr.obs["clonotype_id"]
     # dual_ir="any": the dual-alpha cell b joins a (via A1) and c (via A2)
     assert ct["S_a-1"] == ct["S_b-1"] == ct["S_c-1"]
@@ -194,9 +200,9 @@ def test_dual_alpha_single_chain_and_nucleotide_identity(edge_cases):
     # both arms must match, in nucleotides: e (other beta) and f (synonymous alpha) stay apart
     assert len({ct["S_a-1"], ct["S_e-1"], ct["S_f-1"]}) == 3
     assert airr.obs.loc["S_b-1", "chain_pairing"] == "extra VJ"
-    strict = prepare_tcr([sample], meta_for({"S": "P"}), dual_ir="primary_only")
+    strict = prepare([sample], meta_for({"S": "P"}), dual_ir="primary_only")
     assert strict.obs["clonotype_id"]["S_c-1"] != strict.obs["clonotype_id"]["S_a-1"]
-    anyarm = prepare_tcr([sample], meta_for({"S": "P"}), receptor_arms="any")
+    anyarm = prepare([sample], meta_for({"S": "P"}), receptor_arms="any")
     assert anyarm.obs["clonotype_id"]["S_d-1"] == anyarm.obs["clonotype_id"]["S_a-1"]
 
 
@@ -215,7 +221,7 @@ def test_amino_acid_only_airr_gets_no_clonotype(tmp_path):
     )
     path = tmp_path / "aa_only.tsv"
     rows.to_csv(path, sep="\t", index=False)
-    airr = prepare_tcr([read_tcr(path, sample="S")], meta_for({"S": "P"}))
+    airr = prepare([read_tcr(path, sample="S")], meta_for({"S": "P"}))
     assert airr.n_obs == 2 and airr.obs["clonotype_id"].isna().all()
 
 
@@ -236,6 +242,6 @@ def test_bcr_file_as_tcr_gives_zero_cells_and_a_warning(real, caplog):
 
 
 def test_no_tcr_at_all():
-    airr = prepare_tcr([], meta_for({"S": "P"}))
+    airr = prepare([], meta_for({"S": "P"}))
     assert airr.n_obs == 0 and "clonotype_id" in airr.obs
     assert merge_tcr([]).n_obs == 0

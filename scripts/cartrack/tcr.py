@@ -266,10 +266,10 @@ def prepare_tcr(
     samples: Sequence[ad.AnnData],
     meta: pd.DataFrame,
     *,
-    productive_only: bool = True,
-    receptor_arms: str = "all",
-    dual_ir: str = "any",
-    include_multichain: bool = False,
+    productive_only: bool,
+    receptor_arms: str,
+    dual_ir: str,
+    include_multichain: bool,
     n_jobs: int = 1,
 ) -> ad.AnnData:
     """Merge per-sample TCR data, add the sheet's columns, index chains, define clonotypes.
@@ -281,9 +281,10 @@ def prepare_tcr(
     meta
         :func:`cartrack.tracking.sheet_table`.
     productive_only
-        As for :func:`cartrack.bcr.index_chains`.
+        As for :func:`cartrack.bcr.index_chains` (``tcr.productive_only``).
     receptor_arms, dual_ir, include_multichain, n_jobs
-        As for :func:`define_clonotypes`.
+        As for :func:`define_clonotypes`; the first three are the ``tcr`` config values
+        (defaults in the config schema), `n_jobs` is not a config key.
 
     Returns
     -------
