@@ -236,7 +236,12 @@ def test_real_spleen_igm_igd_b_cells_are_naive(real, markers, tmp_path):
         a.obs["sample"] = sample
         gex.append(a)
         bcr.append(
-            read_bcr(folder / f"{sample}_BCR" / "filtered_contig_annotations.csv.gz", sample=sample)
+            read_bcr(
+                folder / f"{sample}_BCR" / "filtered_contig_annotations.csv.gz",
+                sample=sample,
+                cells_only=True,
+                productive_only=True,
+            )
         )
     a = ad.concat(gex)
     a.layers["counts"] = a.X.copy()

@@ -265,7 +265,11 @@ def simulated(tmp_path_factory):
             )
             rows = sim.contigs(truth, sample=sample, patient=patient, day=day, tissue=tissue)
             write_contigs(folder / f"{sample}.csv", rows)
-            reads.append(read_tcr(folder / f"{sample}.csv", sample=sample))
+            reads.append(
+                read_tcr(
+                    folder / f"{sample}.csv", sample=sample, cells_only=True, productive_only=True
+                )
+            )
             g = truth.assign(sample=sample, car_t=car & (rng.random(n) >= 0.2))
             g.index = sample + "_" + g["barcode"]
             gex.append(g)

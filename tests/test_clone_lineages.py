@@ -331,8 +331,8 @@ def test_airr_and_10x_csv_of_one_clone_give_one_clone(tmp_path):
     pd.DataFrame(csv_rows).to_csv(tmp_path / "contigs.csv", index=False)
     pd.DataFrame(airr_rows).to_csv(tmp_path / "airr.tsv", sep="\t", index=False)
     parts = [
-        read_bcr(tmp_path / "contigs.csv", sample="base"),
-        read_bcr(tmp_path / "airr.tsv", sample="m6"),
+        read_bcr(tmp_path / "contigs.csv", sample="base", cells_only=True, productive_only=True),
+        read_bcr(tmp_path / "airr.tsv", sample="m6", cells_only=True, productive_only=True),
     ]
     airr = merge_bcr(parts)
     airr.obs["patient"] = "P1"

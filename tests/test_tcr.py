@@ -41,7 +41,7 @@ def partition(labels: pd.Series) -> set[frozenset]:
 
 
 def test_liao_tcr_with_its_gex(real):
-    adata = read_tcr(real / LIAO_TCR, sample="C144")
+    adata = read_tcr(real / LIAO_TCR, sample="C144", cells_only=True, productive_only=True)
     stats = adata.uns["tcr_ingest"]
     assert (stats["n_contigs"], stats["n_contigs_nonproductive"]) == (346, 78)
     assert adata.n_obs == 136 and stats["n_contigs_bcr"] == 0
@@ -52,7 +52,10 @@ def test_liao_tcr_with_its_gex(real):
 def test_liao_clonotypes_equal_cell_rangers(real):
     """Identical nucleotide CDR3s of all chains is Cell Ranger's clonotype definition too:
     on the Liao file the two partitions must coincide, dual-alpha and orphan cells included."""
-    airr = prepare([read_tcr(real / LIAO_TCR, sample="C144")], meta_for({"C144": "P"}))
+    airr = prepare(
+        [read_tcr(real / LIAO_TCR, sample="C144", cells_only=True, productive_only=True)],
+        meta_for({"C144": "P"}),
+    )
     raw = pd.read_csv(real / LIAO_TCR).groupby("barcode")["raw_clonotype_id"].first()
     cell_ranger = pd.Series(raw.reindex(airr.obs["barcode"]).to_numpy(), index=airr.obs_names)
     assert airr.obs["clonotype_id"].notna().all()
@@ -62,14 +65,14 @@ def test_liao_clonotypes_equal_cell_rangers(real):
 
 
 def test_scirpy_json_drops_ig_and_non_cells(real):
-    adata = read_tcr(real / SCIRPY_JSON, sample="J")
+    adata = read_tcr(real / SCIRPY_JSON, sample="J", cells_only=True, productive_only=True)
     stats = adata.uns["tcr_ingest"]
     assert stats["n_contigs_bcr"] == 2 and stats["n_contigs_not_cell"] == 2
     assert adata.n_obs == 2
 
 
 def test_scirpy_csv_multichain_only_when_asked(real):
-    samples = [read_tcr(real / SCIRPY_CSV, sample="C")]
+    samples = [read_tcr(real / SCIRPY_CSV, sample="C", cells_only=True, productive_only=True)]
     airr = prepare(samples, meta_for({"C": "P"}))
     multi = airr.obs["chain_pairing"].eq("multichain")
     assert multi.sum() == 1 and airr.obs.loc[multi, "clonotype_id"].isna().all()
@@ -79,10 +82,13 @@ def test_scirpy_csv_multichain_only_when_asked(real):
 
 def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
     csv = read_tcr(
-        real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz", sample="BL6"
+        real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz",
+        sample="BL6",
+        cells_only=True,
+        productive_only=True,
     )
     airr_file = real / DJVDJ.format("BL6", "TCR") / "airr_rearrangement.tsv.gz"
-    tsv = read_tcr(airr_file, sample="BL6")
+    tsv = read_tcr(airr_file, sample="BL6", cells_only=True, productive_only=True)
     assert csv.n_obs == tsv.n_obs == 65
     a = prepare([csv], meta_for({"BL6": "M1"}))
     b = prepare([tsv], meta_for({"BL6": "M1"}))
@@ -96,6 +102,8 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
             read_bcr(
                 real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz",
                 sample="BL6",
+                cells_only=True,
+                productive_only=True,
             )
         ]
     )
@@ -112,14 +120,22 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
 
 def test_two_mice_never_share_a_clonotype(real):
     samples = [
-        read_tcr(real / DJVDJ.format(m, "TCR") / "filtered_contig_annotations.csv.gz", sample=m)
+        read_tcr(
+            real / DJVDJ.format(m, "TCR") / "filtered_contig_annotations.csv.gz",
+            sample=m,
+            cells_only=True,
+            productive_only=True,
+        )
         for m in ("BL6", "MD4")
     ]
     # the same file under two patients: identical receptors, but clonotypes stay per patient
     twice = [
         samples[0],
         read_tcr(
-            real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz", sample="copy"
+            real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz",
+            sample="copy",
+            cells_only=True,
+            productive_only=True,
         ),
     ]
     airr = prepare(twice, meta_for({"BL6": "M1", "copy": "M2"}))
@@ -189,7 +205,7 @@ def edge_cases(tmp_path):
 
 
 def test_dual_alpha_single_chain_and_nucleotide_identity(edge_cases):
-    sample = read_tcr(edge_cases, sample="S")
+    sample = read_tcr(edge_cases, sample="S", cells_only=True, productive_only=True)
     assert sample.uns["tcr_ingest"]["n_contigs_bcr"] == 1 and "S_g-1" not in sample.obs_names
     airr = prepare([sample], meta_for({"S": "P"}))
     ct = airr.obs["clonotype_id"]
@@ -221,21 +237,31 @@ def test_amino_acid_only_airr_gets_no_clonotype(tmp_path):
     )
     path = tmp_path / "aa_only.tsv"
     rows.to_csv(path, sep="\t", index=False)
-    airr = prepare([read_tcr(path, sample="S")], meta_for({"S": "P"}))
+    airr = prepare(
+        [read_tcr(path, sample="S", cells_only=True, productive_only=True)], meta_for({"S": "P"})
+    )
     assert airr.n_obs == 2 and airr.obs["clonotype_id"].isna().all()
 
 
 def test_errors_name_the_tcr_file(real, tmp_path):
     with pytest.raises(InputError, match="TCR file .*cell_id"):
-        read_tcr(real / "airr_standards/good_rearrangement.tsv", sample="S")
+        read_tcr(
+            real / "airr_standards/good_rearrangement.tsv",
+            sample="S",
+            cells_only=True,
+            productive_only=True,
+        )
     with pytest.raises(InputError, match="TCR file .*does not exist"):
-        read_tcr(tmp_path / "missing.csv", sample="S")
+        read_tcr(tmp_path / "missing.csv", sample="S", cells_only=True, productive_only=True)
 
 
 def test_bcr_file_as_tcr_gives_zero_cells_and_a_warning(real, caplog):
     with caplog.at_level(logging.WARNING):
         adata = read_tcr(
-            real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz", sample="S"
+            real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz",
+            sample="S",
+            cells_only=True,
+            productive_only=True,
         )
     assert adata.n_obs == 0 and adata.uns["tcr_ingest"]["n_contigs_bcr"] == 251
     assert "TCR file" in caplog.text and "B-cell receptor file?" in caplog.text

@@ -64,7 +64,7 @@ CHAIN_PAIRINGS = (
 
 
 def read_tcr(
-    path: str | Path, *, sample: str, cells_only: bool = True, productive_only: bool = True
+    path: str | Path, *, sample: str, cells_only: bool, productive_only: bool
 ) -> ad.AnnData:
     """Read one sample's T-cell V(D)J file into scirpy's AnnData layout.
 
@@ -76,7 +76,7 @@ def read_tcr(
     sample
         Sample id from the sheet (cell names ``f"{sample}_{barcode}"``, as for GEX and BCR).
     cells_only, productive_only
-        As for :func:`cartrack.bcr.read_bcr`.
+        As for :func:`cartrack.bcr.read_bcr` (``tcr.cells_only`` / ``tcr.productive_only``).
 
     Returns
     -------
