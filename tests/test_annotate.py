@@ -236,7 +236,12 @@ def test_real_spleen_igm_igd_b_cells_are_naive(real, markers, tmp_path):
         a.obs["sample"] = sample
         gex.append(a)
         bcr.append(
-            read_bcr(folder / f"{sample}_BCR" / "filtered_contig_annotations.csv.gz", sample=sample)
+            read_bcr(
+                folder / f"{sample}_BCR" / "filtered_contig_annotations.csv.gz",
+                sample=sample,
+                cells_only=True,
+                productive_only=True,
+            )
         )
     a = ad.concat(gex)
     a.layers["counts"] = a.X.copy()
@@ -244,7 +249,7 @@ def test_real_spleen_igm_igd_b_cells_are_naive(real, markers, tmp_path):
     sc.pp.log1p(a)
     annotate_cell_types(a, markers, ANN, seed=0)
     airr = merge_bcr(bcr)
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     cells = cell_annotations(airr)
     refine_b_subsets(a, cells, ANN)
     iso = cells["isotype"].reindex(a.obs_names)

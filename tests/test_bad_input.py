@@ -803,7 +803,7 @@ def test_reader_refuses_what_the_check_refuses(project, real, make, expect):
     path = project / "data" / ("x.tsv" if make is csv_named_tsv else "x.csv")
     make(path, real)
     with pytest.raises(InputError, match=expect):
-        read_bcr(path, sample="S1")
+        read_bcr(path, sample="S1", cells_only=True, productive_only=True)
 
 
 def test_reader_invalid_airr_productive(real, tmp_path):
@@ -811,7 +811,7 @@ def test_reader_invalid_airr_productive(real, tmp_path):
     table["productive"] = "maybe"
     table.to_csv(tmp_path / "x.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match=r"x.tsv: column `productive` must be T/F.*'maybe'"):
-        read_bcr(tmp_path / "x.tsv", sample="S1")
+        read_bcr(tmp_path / "x.tsv", sample="S1", cells_only=True, productive_only=True)
 
 
 def test_qc_emptying_a_sample_names_the_way_out(project):

@@ -102,12 +102,12 @@ def test_detect_format(tmp_path):
     with pytest.raises(InputError, match="unknown format"):
         detect_format("contigs.txt")
     with pytest.raises(InputError, match="does not exist"):
-        read_bcr(tmp_path / "missing.csv", sample="S1")
+        read_bcr(tmp_path / "missing.csv", sample="S1", cells_only=True, productive_only=True)
 
 
 # ----------------------------------------------------------------------- real files
 def test_melanoma_10x_csv(real):
-    a = read_bcr(real / MELANOMA, sample="mel")
+    a = read_bcr(real / MELANOMA, sample="mel", cells_only=True, productive_only=True)
     _assert_layout(a, "mel")
     assert a.n_obs == 5644
     s = a.uns["bcr_ingest"]
@@ -118,14 +118,14 @@ def test_melanoma_10x_csv(real):
 
 
 def test_melanoma_multi_locus_without_productive_filter(real):
-    a = read_bcr(real / MELANOMA, sample="mel", productive_only=False)
+    a = read_bcr(real / MELANOMA, sample="mel", productive_only=False, cells_only=True)
     # the 4 `Multi` contigs mix IGLV/IGKJ genes: no locus can be inferred, so they go
     assert a.uns["bcr_ingest"]["n_contigs_no_locus"] == 4
     assert a.uns["bcr_ingest"]["n_contigs_kept"] == 15079 - 4
 
 
 def test_scirpy_json(real):
-    a = read_bcr(real / SCIRPY_JSON, sample="js")
+    a = read_bcr(real / SCIRPY_JSON, sample="js", cells_only=True, productive_only=True)
     _assert_layout(a, "js")
     # 3 barcodes; one is is_cell=false, one holds only TCR chains; the B cell keeps its
     # productive IGK and IGHA2 chains (two non-productive contigs dropped)
@@ -138,13 +138,13 @@ def test_scirpy_json(real):
 
 
 def test_scirpy_csv_mixed_tcr_bcr(real):
-    a = read_bcr(real / SCIRPY_CSV, sample="s5")
+    a = read_bcr(real / SCIRPY_CSV, sample="s5", cells_only=True, productive_only=True)
     assert list(a.obs["barcode"]) == ["AAACTTGGTCCGTTAA-1"]
     assert a.uns["bcr_ingest"]["n_contigs_tcr"] == 14
 
 
 def test_dandelion_pbmc(real):
-    a = read_bcr(real / DANDELION, sample="pbmc")
+    a = read_bcr(real / DANDELION, sample="pbmc", cells_only=True, productive_only=True)
     _assert_layout(a, "pbmc")
     assert a.n_obs == 772
     assert a.uns["bcr_ingest"]["n_contigs"] == 2059
@@ -152,8 +152,12 @@ def test_dandelion_pbmc(real):
 
 @pytest.mark.parametrize(("name", "n_cells", "n_contigs"), [("BL6", 170, 251), ("MD4", 159, 166)])
 def test_djvdj_csv_and_airr_agree(real, name, n_cells, n_contigs):
-    csv = read_bcr(real / DJVDJ_CSV.format(name), sample=name)
-    tsv = read_bcr(real / DJVDJ_AIRR.format(name), sample=name)
+    csv = read_bcr(
+        real / DJVDJ_CSV.format(name), sample=name, cells_only=True, productive_only=True
+    )
+    tsv = read_bcr(
+        real / DJVDJ_AIRR.format(name), sample=name, cells_only=True, productive_only=True
+    )
     for a in (csv, tsv):
         _assert_layout(a, name)
         assert a.n_obs == n_cells
@@ -171,21 +175,30 @@ def test_djvdj_na_strings_break_plain_scirpy(real):
     raw = ir.io.read_airr(real / DJVDJ_AIRR.format("BL6"))
     loci = [c["locus"] for cell in ak.to_list(raw.obsm["airr"]) for c in cell]
     assert sum(locus is None for locus in loci) > 200
-    ours = _chains(read_bcr(real / DJVDJ_AIRR.format("BL6"), sample="BL6"))
+    ours = _chains(
+        read_bcr(
+            real / DJVDJ_AIRR.format("BL6"), sample="BL6", cells_only=True, productive_only=True
+        )
+    )
     assert ours["locus"].notna().all()
 
 
 def test_djvdj_bcr_cells_match_gex_cells(real):
     """GEX and BCR of one sample share barcodes, so their cell names must be identical."""
     gex, _ = read_gex(real / DJVDJ_GEX.format("BL6"), sample="BL6")
-    bcr = read_bcr(real / DJVDJ_CSV.format("BL6"), sample="BL6")
+    bcr = read_bcr(
+        real / DJVDJ_CSV.format("BL6"), sample="BL6", cells_only=True, productive_only=True
+    )
     assert set(bcr.obs_names) <= set(gex.obs_names)
 
 
 def test_immunarch_two_lanes_in_one_file(real):
     with pytest.raises(InputError, match=r"flu\.csv\.gz.*2 samples.*`sample`"):
-        read_bcr(real / FLU, sample="flu")
-    lanes = {s: read_bcr(real / FLU, sample=s) for s in ("023-002_D7_Lane1", "023-002_D7_Lane10")}
+        read_bcr(real / FLU, sample="flu", cells_only=True, productive_only=True)
+    lanes = {
+        s: read_bcr(real / FLU, sample=s, cells_only=True, productive_only=True)
+        for s in ("023-002_D7_Lane1", "023-002_D7_Lane10")
+    }
     for sample, a in lanes.items():
         _assert_layout(a, sample)
     assert lanes["023-002_D7_Lane10"].n_obs == 2918
@@ -205,7 +218,7 @@ def test_immunarch_two_lanes_in_one_file(real):
 )
 def test_tcr_only_file_gives_zero_cells(real, path, caplog, tmp_path):
     with caplog.at_level(logging.WARNING, logger="cartrack.bcr"):
-        a = read_bcr(real / path, sample="aplastic")
+        a = read_bcr(real / path, sample="aplastic", cells_only=True, productive_only=True)
     assert a.n_obs == 0
     assert a.uns["bcr_ingest"]["n_contigs_tcr"] > 0
     assert "T-cell receptor" in caplog.text
@@ -214,7 +227,7 @@ def test_tcr_only_file_gives_zero_cells(real, path, caplog, tmp_path):
 
 
 def test_scirpy_airr_without_locus_column(real):
-    a = read_bcr(real / SCIRPY_AIRR, sample="ig")
+    a = read_bcr(real / SCIRPY_AIRR, sample="ig", cells_only=True, productive_only=True)
     assert a.n_obs == 2
     assert sorted(_chains(a)["locus"]) == ["IGH", "IGH", "IGK", "IGL"]  # inferred from genes
 
@@ -222,7 +235,7 @@ def test_scirpy_airr_without_locus_column(real):
 @pytest.mark.parametrize("path", AIRR_STANDARDS)
 def test_bulk_airr_files_fail_clearly(real, path):
     with pytest.raises(InputError, match=rf"{Path(path).name}.*without a `cell_id`.*[Bb]ulk"):
-        read_bcr(real / path, sample="bulk")
+        read_bcr(real / path, sample="bulk", cells_only=True, productive_only=True)
 
 
 def test_bad_rearrangement_with_cell_id_still_fails(real, tmp_path):
@@ -232,7 +245,7 @@ def test_bad_rearrangement_with_cell_id_still_fails(real, tmp_path):
     path = tmp_path / "bad_with_cells.tsv"
     table.to_csv(path, sep="\t", index=False)
     with pytest.raises(InputError, match=r"bad_with_cells\.tsv.*`productive`.*'yes'"):
-        read_bcr(path, sample="bad")
+        read_bcr(path, sample="bad", cells_only=True, productive_only=True)
 
 
 # ----------------------------------------------------------------- synthetic inputs
@@ -294,7 +307,7 @@ def test_airr_cleaning_rules(tmp_path):
             ["c3", "c3_1", "IGH", "IGHV1-2", "IGHJ4", "IGHM", "", "CARW", "T", "F", "9", ""],
         ],
     )
-    a = read_bcr(path, sample="S1")
+    a = read_bcr(path, sample="S1", cells_only=True, productive_only=True)
     assert list(a.obs_names) == ["S1_c1"]  # c2 non-productive, c3 not a cell
     s = a.uns["bcr_ingest"]
     assert (s["n_contigs_nonproductive"], s["n_contigs_not_cell"]) == (1, 1)
@@ -318,8 +331,8 @@ def test_airr_without_productive(tmp_path):
         {"cell_id": ["a"], "v_call": ["IGHV1-2"], "j_call": ["IGHJ4"], "junction_aa": ["CARW"]}
     ).to_csv(path, sep="\t", index=False)
     with pytest.raises(InputError, match="no `productive` column"):
-        read_bcr(path, sample="S1")
-    assert read_bcr(path, sample="S1", productive_only=False).n_obs == 1
+        read_bcr(path, sample="S1", cells_only=True, productive_only=True)
+    assert read_bcr(path, sample="S1", productive_only=False, cells_only=True).n_obs == 1
 
 
 def test_airr_missing_cell_ids(tmp_path):
@@ -330,7 +343,7 @@ def test_airr_missing_cell_ids(tmp_path):
         ],
     )
     with pytest.raises(InputError, match="lack cell_id"):
-        read_bcr(path, sample="S1")
+        read_bcr(path, sample="S1", cells_only=True, productive_only=True)
 
 
 def test_empty_inputs(tmp_path, real):
@@ -342,12 +355,20 @@ def test_empty_inputs(tmp_path, real):
     tsv = tmp_path / "airr.tsv.gz"
     with gzip.open(tsv, "wt") as fh:
         fh.write("\t".join(AIRR_COLUMNS) + "\n")
-    empties = {p.name: read_bcr(p, sample="aplastic") for p in (csv, js, tsv)}
+    empties = {
+        p.name: read_bcr(p, sample="aplastic", cells_only=True, productive_only=True)
+        for p in (csv, js, tsv)
+    }
     for a in empties.values():
         assert a.n_obs == 0
         assert a.uns["bcr_ingest"]["n_contigs"] == 0
-    merged = merge_bcr([*empties.values(), read_bcr(real / SCIRPY_AIRR, sample="ig")])
-    index_chains(merged)
+    merged = merge_bcr(
+        [
+            *empties.values(),
+            read_bcr(real / SCIRPY_AIRR, sample="ig", cells_only=True, productive_only=True),
+        ]
+    )
+    index_chains(merged, productive_only=True)
     assert merged.n_obs == 2
 
 
@@ -355,15 +376,17 @@ def test_not_a_contig_table(tmp_path):
     path = tmp_path / "contigs.csv"
     pd.DataFrame({"a": [1]}).to_csv(path, index=False)
     with pytest.raises(InputError, match="not a Cell Ranger contig table"):
-        read_bcr(path, sample="S1")
+        read_bcr(path, sample="S1", cells_only=True, productive_only=True)
     bad_json = tmp_path / "all_contig_annotations.json"
     bad_json.write_text(json.dumps({"barcode": "x"}))
     with pytest.raises(InputError, match="all_contig_annotations.json"):
-        read_bcr(bad_json, sample="S1")
+        read_bcr(bad_json, sample="S1", cells_only=True, productive_only=True)
 
 
 def test_h5ad_round_trip(real, tmp_path):
-    a = read_bcr(real / DJVDJ_CSV.format("BL6"), sample="BL6")
+    a = read_bcr(
+        real / DJVDJ_CSV.format("BL6"), sample="BL6", cells_only=True, productive_only=True
+    )
     a.write_h5ad(tmp_path / "bl6.h5ad")
     b = ad.read_h5ad(tmp_path / "bl6.h5ad")
     assert b.obsm["airr"].type == a.obsm["airr"].type
@@ -381,14 +404,16 @@ def test_mixed_format_merge_indexes_chains(real, tmp_path):
     naive = ak.concatenate([raw_csv.obsm["airr"], raw_airr.obsm["airr"]])
     assert "union" in str(naive.type)  # is_cell: bool in one, string in the other
 
-    csv = read_bcr(real / DANDELION, sample="A")
-    tsv = read_bcr(real / DJVDJ_AIRR.format("BL6"), sample="B")
+    csv = read_bcr(real / DANDELION, sample="A", cells_only=True, productive_only=True)
+    tsv = read_bcr(
+        real / DJVDJ_AIRR.format("BL6"), sample="B", cells_only=True, productive_only=True
+    )
     for a in (csv, tsv):
         a.write_h5ad(tmp_path / f"{a.obs['sample'].iloc[0]}.h5ad")
     back = [ad.read_h5ad(tmp_path / f"{s}.h5ad") for s in "AB"]
     merged = merge_bcr(back)
     assert "union" not in str(merged.obsm["airr"].type)
-    index_chains(merged)
+    index_chains(merged, productive_only=True)
     assert merged.n_obs == 772 + 170
     assert set(merged.obs["receptor_type"]) <= {"BCR", "multichain", "no IR"}
     assert list(merged.uns["bcr_ingest"]["sample"]) == ["A", "B"]
@@ -416,7 +441,9 @@ def test_harmonise_raw_scirpy_arrays(real):
 
 
 def test_merge_views_and_duplicates(real):
-    a = read_bcr(real / DJVDJ_CSV.format("MD4"), sample="MD4")
+    a = read_bcr(
+        real / DJVDJ_CSV.format("MD4"), sample="MD4", cells_only=True, productive_only=True
+    )
     view = a[:10]
     merged = merge_bcr([view, a[10:20]])
     assert "union" not in str(merged.obsm["airr"].type)

@@ -49,7 +49,7 @@ def samples_meta(design=DESIGN, patient="P1") -> pd.DataFrame:
     sheet = pd.DataFrame(
         [{"sample": s, "patient": patient, "day": d, "tissue": t} for s, d, t in design]
     )
-    return sheet_table(sheet)
+    return sheet_table(sheet, post_min_day=28, visit_window_days=3)
 
 
 def cells_from_counts(counts: dict[str, np.ndarray], meta: pd.DataFrame) -> pd.DataFrame:
@@ -265,7 +265,11 @@ def simulated(tmp_path_factory):
             )
             rows = sim.contigs(truth, sample=sample, patient=patient, day=day, tissue=tissue)
             write_contigs(folder / f"{sample}.csv", rows)
-            reads.append(read_tcr(folder / f"{sample}.csv", sample=sample))
+            reads.append(
+                read_tcr(
+                    folder / f"{sample}.csv", sample=sample, cells_only=True, productive_only=True
+                )
+            )
             g = truth.assign(sample=sample, car_t=car & (rng.random(n) >= 0.2))
             g.index = sample + "_" + g["barcode"]
             gex.append(g)
@@ -392,7 +396,9 @@ def clonotype_cells(rng, n_clonotypes, car_fraction, car_umis, sizes=(2, 40)) ->
 
 def call(cells: pd.DataFrame) -> pd.DataFrame:
     meta = sheet_table(
-        pd.DataFrame({"sample": ["D14"], "patient": ["P"], "day": [14], "tissue": ["PB"]})
+        pd.DataFrame({"sample": ["D14"], "patient": ["P"], "day": [14], "tissue": ["PB"]}),
+        post_min_day=28,
+        visit_window_days=3,
     )
     return call_car_t_by_clonotype(cells, cells["clonotype_id"], meta, RULE)
 

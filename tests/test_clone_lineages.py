@@ -170,7 +170,7 @@ def airr_of(rows: dict[str, list[dict]], patients: dict[str, str]):
     parts = [build_airr(clean_chains(pd.DataFrame(r)), sample=s) for s, r in rows.items() if r]
     airr = merge_bcr(parts)
     airr.obs["patient"] = airr.obs["sample"].map(patients).to_numpy()
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     return airr
 
 
@@ -331,11 +331,11 @@ def test_airr_and_10x_csv_of_one_clone_give_one_clone(tmp_path):
     pd.DataFrame(csv_rows).to_csv(tmp_path / "contigs.csv", index=False)
     pd.DataFrame(airr_rows).to_csv(tmp_path / "airr.tsv", sep="\t", index=False)
     parts = [
-        read_bcr(tmp_path / "contigs.csv", sample="base"),
-        read_bcr(tmp_path / "airr.tsv", sample="m6"),
+        read_bcr(tmp_path / "contigs.csv", sample="base", cells_only=True, productive_only=True),
+        read_bcr(tmp_path / "airr.tsv", sample="m6", cells_only=True, productive_only=True),
     ]
     airr = merge_bcr(parts)
     airr.obs["patient"] = "P1"
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     define_clones(airr)
     assert airr.obs["clone_id"].notna().all() and airr.obs["clone_id"].nunique() == 1

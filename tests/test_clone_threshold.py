@@ -169,9 +169,11 @@ def test_mu_freq_missing_without_alignment():
 
 # ------------------------------------------------------------------ real files
 def _real(path, samples: list[str], patient: str):
-    airr = merge_bcr([read_bcr(path, sample=s) for s in samples])
+    airr = merge_bcr(
+        [read_bcr(path, sample=s, cells_only=True, productive_only=True) for s in samples]
+    )
     airr.obs["patient"] = patient
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     return airr
 
 

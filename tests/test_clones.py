@@ -71,7 +71,7 @@ def airr_of(samples: dict[str, list[dict]], patients: dict[str, str]) -> ad.AnnD
     parts = [build_airr(clean_chains(pd.DataFrame(rows)), sample=s) for s, rows in samples.items()]
     airr = merge_bcr(parts)
     airr.obs["patient"] = airr.obs["sample"].map(patients).to_numpy()
-    index_chains(airr)
+    index_chains(airr, productive_only=True)
     return airr
 
 

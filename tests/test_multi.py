@@ -57,7 +57,7 @@ def test_sheet_with_a_multi_folder_reads_gex_and_tcr(real, tmp_path):
     assert row["tcr"].endswith("vdj_t/filtered_contig_annotations.csv.gz")
     assert row["bcr"] == ""  # the folder has no vdj_b: left empty, not an error
     gex, _ = read_gex(row["gex"], sample="C144")
-    tcr = read_tcr(row["tcr"], sample="C144")
+    tcr = read_tcr(row["tcr"], sample="C144", cells_only=True, productive_only=True)
     assert tcr.obs_names.isin(gex.obs_names).sum() == 132
 
 

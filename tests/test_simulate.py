@@ -379,7 +379,8 @@ def test_b_b_doublets_carry_two_heavy_chains(tmp_path):
     rows = [("S", "P1", -3, "PB", "S/m.h5", "S/filtered_contig_annotations.csv")]
     write_cohort(sheet(tmp_path, rows), ifn_genes=IFN, baff_genes=BAFF,
                  truth_dir=tmp_path / "truth",
-                 demo=DemoParams.from_config(cells_per_sample=400, doublet_rate=0.3))  # fmt: skip
+                 demo=DemoParams.from_config(cells_per_sample=400, doublet_rate=0.3),
+                 seed=0)  # fmt: skip
     truth = pd.read_csv(tmp_path / "truth" / "truth_cells.tsv", sep="\t", keep_default_na=False)
     tenx = pd.read_csv(tmp_path / "S" / "filtered_contig_annotations.csv")
     heavy = tenx[(tenx["chain"] == "IGH") & tenx["productive"]].groupby("barcode").size()

@@ -24,9 +24,15 @@ def meta_for(samples: dict[str, str], day: int = 0) -> pd.DataFrame:
     sheet = pd.DataFrame(
         {"sample": list(samples), "patient": list(samples.values()), "day": day, "tissue": "PB"}
     )
-    meta = sheet_table(sheet)
+    meta = sheet_table(sheet, post_min_day=28, visit_window_days=3)
     meta["has_tcr"] = True
     return meta
+
+
+def prepare(samples, meta: pd.DataFrame, **overrides):
+    """:func:`prepare_tcr` with the schema's ``tcr`` defaults, changed by `overrides`."""
+    kw = dict(productive_only=True, receptor_arms="all", dual_ir="any", include_multichain=False)
+    return prepare_tcr(samples, meta, **{**kw, **overrides})
 
 
 def partition(labels: pd.Series) -> set[frozenset]:
@@ -35,7 +41,7 @@ def partition(labels: pd.Series) -> set[frozenset]:
 
 
 def test_liao_tcr_with_its_gex(real):
-    adata = read_tcr(real / LIAO_TCR, sample="C144")
+    adata = read_tcr(real / LIAO_TCR, sample="C144", cells_only=True, productive_only=True)
     stats = adata.uns["tcr_ingest"]
     assert (stats["n_contigs"], stats["n_contigs_nonproductive"]) == (346, 78)
     assert adata.n_obs == 136 and stats["n_contigs_bcr"] == 0
@@ -46,7 +52,10 @@ def test_liao_tcr_with_its_gex(real):
 def test_liao_clonotypes_equal_cell_rangers(real):
     """Identical nucleotide CDR3s of all chains is Cell Ranger's clonotype definition too:
     on the Liao file the two partitions must coincide, dual-alpha and orphan cells included."""
-    airr = prepare_tcr([read_tcr(real / LIAO_TCR, sample="C144")], meta_for({"C144": "P"}))
+    airr = prepare(
+        [read_tcr(real / LIAO_TCR, sample="C144", cells_only=True, productive_only=True)],
+        meta_for({"C144": "P"}),
+    )
     raw = pd.read_csv(real / LIAO_TCR).groupby("barcode")["raw_clonotype_id"].first()
     cell_ranger = pd.Series(raw.reindex(airr.obs["barcode"]).to_numpy(), index=airr.obs_names)
     assert airr.obs["clonotype_id"].notna().all()
@@ -56,30 +65,33 @@ def test_liao_clonotypes_equal_cell_rangers(real):
 
 
 def test_scirpy_json_drops_ig_and_non_cells(real):
-    adata = read_tcr(real / SCIRPY_JSON, sample="J")
+    adata = read_tcr(real / SCIRPY_JSON, sample="J", cells_only=True, productive_only=True)
     stats = adata.uns["tcr_ingest"]
     assert stats["n_contigs_bcr"] == 2 and stats["n_contigs_not_cell"] == 2
     assert adata.n_obs == 2
 
 
 def test_scirpy_csv_multichain_only_when_asked(real):
-    samples = [read_tcr(real / SCIRPY_CSV, sample="C")]
-    airr = prepare_tcr(samples, meta_for({"C": "P"}))
+    samples = [read_tcr(real / SCIRPY_CSV, sample="C", cells_only=True, productive_only=True)]
+    airr = prepare(samples, meta_for({"C": "P"}))
     multi = airr.obs["chain_pairing"].eq("multichain")
     assert multi.sum() == 1 and airr.obs.loc[multi, "clonotype_id"].isna().all()
-    airr = prepare_tcr(samples, meta_for({"C": "P"}), include_multichain=True)
+    airr = prepare(samples, meta_for({"C": "P"}), include_multichain=True)
     assert airr.obs.loc[multi, "clonotype_id"].notna().all()
 
 
 def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
     csv = read_tcr(
-        real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz", sample="BL6"
+        real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz",
+        sample="BL6",
+        cells_only=True,
+        productive_only=True,
     )
     airr_file = real / DJVDJ.format("BL6", "TCR") / "airr_rearrangement.tsv.gz"
-    tsv = read_tcr(airr_file, sample="BL6")
+    tsv = read_tcr(airr_file, sample="BL6", cells_only=True, productive_only=True)
     assert csv.n_obs == tsv.n_obs == 65
-    a = prepare_tcr([csv], meta_for({"BL6": "M1"}))
-    b = prepare_tcr([tsv], meta_for({"BL6": "M1"}))
+    a = prepare([csv], meta_for({"BL6": "M1"}))
+    b = prepare([tsv], meta_for({"BL6": "M1"}))
     assert partition(a.obs["clonotype_id"]) == partition(b.obs["clonotype_id"])
     gex, _ = read_gex(
         real / DJVDJ.format("BL6", "GEX") / "filtered_feature_bc_matrix", sample="BL6"
@@ -90,10 +102,12 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
             read_bcr(
                 real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz",
                 sample="BL6",
+                cells_only=True,
+                productive_only=True,
             )
         ]
     )
-    index_chains(bcr)
+    index_chains(bcr, productive_only=True)
     both = combine_receptors(bcr, a, productive_only=True)
     shared = bcr.obs_names.intersection(a.obs_names)
     assert len(shared) == 27  # PROVENANCE: 27 BL6 cells have both
@@ -106,17 +120,25 @@ def test_djvdj_csv_and_airr_agree_and_share_barcodes_with_bcr(real):
 
 def test_two_mice_never_share_a_clonotype(real):
     samples = [
-        read_tcr(real / DJVDJ.format(m, "TCR") / "filtered_contig_annotations.csv.gz", sample=m)
+        read_tcr(
+            real / DJVDJ.format(m, "TCR") / "filtered_contig_annotations.csv.gz",
+            sample=m,
+            cells_only=True,
+            productive_only=True,
+        )
         for m in ("BL6", "MD4")
     ]
     # the same file under two patients: identical receptors, but clonotypes stay per patient
     twice = [
         samples[0],
         read_tcr(
-            real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz", sample="copy"
+            real / DJVDJ.format("BL6", "TCR") / "filtered_contig_annotations.csv.gz",
+            sample="copy",
+            cells_only=True,
+            productive_only=True,
         ),
     ]
-    airr = prepare_tcr(twice, meta_for({"BL6": "M1", "copy": "M2"}))
+    airr = prepare(twice, meta_for({"BL6": "M1", "copy": "M2"}))
     per_patient = airr.obs.groupby("clonotype_id", observed=True)["patient"].nunique()
     assert per_patient.max() == 1
     assert (
@@ -124,7 +146,7 @@ def test_two_mice_never_share_a_clonotype(real):
         == 2 * airr.obs.loc[airr.obs["patient"] == "M1", "clonotype_id"].nunique()
     )
     qc = chain_qc_table(
-        prepare_tcr(samples, meta_for({"BL6": "M1", "MD4": "M1"})),
+        prepare(samples, meta_for({"BL6": "M1", "MD4": "M1"})),
         pd.DataFrame(index=[]),
         meta_for({"BL6": "M1", "MD4": "M1"}),
     )
@@ -183,9 +205,9 @@ def edge_cases(tmp_path):
 
 
 def test_dual_alpha_single_chain_and_nucleotide_identity(edge_cases):
-    sample = read_tcr(edge_cases, sample="S")
+    sample = read_tcr(edge_cases, sample="S", cells_only=True, productive_only=True)
     assert sample.uns["tcr_ingest"]["n_contigs_bcr"] == 1 and "S_g-1" not in sample.obs_names
-    airr = prepare_tcr([sample], meta_for({"S": "P"}))
+    airr = prepare([sample], meta_for({"S": "P"}))
     ct = airr.obs["clonotype_id"]
     # dual_ir="any": the dual-alpha cell b joins a (via A1) and c (via A2)
     assert ct["S_a-1"] == ct["S_b-1"] == ct["S_c-1"]
@@ -194,9 +216,9 @@ def test_dual_alpha_single_chain_and_nucleotide_identity(edge_cases):
     # both arms must match, in nucleotides: e (other beta) and f (synonymous alpha) stay apart
     assert len({ct["S_a-1"], ct["S_e-1"], ct["S_f-1"]}) == 3
     assert airr.obs.loc["S_b-1", "chain_pairing"] == "extra VJ"
-    strict = prepare_tcr([sample], meta_for({"S": "P"}), dual_ir="primary_only")
+    strict = prepare([sample], meta_for({"S": "P"}), dual_ir="primary_only")
     assert strict.obs["clonotype_id"]["S_c-1"] != strict.obs["clonotype_id"]["S_a-1"]
-    anyarm = prepare_tcr([sample], meta_for({"S": "P"}), receptor_arms="any")
+    anyarm = prepare([sample], meta_for({"S": "P"}), receptor_arms="any")
     assert anyarm.obs["clonotype_id"]["S_d-1"] == anyarm.obs["clonotype_id"]["S_a-1"]
 
 
@@ -215,27 +237,37 @@ def test_amino_acid_only_airr_gets_no_clonotype(tmp_path):
     )
     path = tmp_path / "aa_only.tsv"
     rows.to_csv(path, sep="\t", index=False)
-    airr = prepare_tcr([read_tcr(path, sample="S")], meta_for({"S": "P"}))
+    airr = prepare(
+        [read_tcr(path, sample="S", cells_only=True, productive_only=True)], meta_for({"S": "P"})
+    )
     assert airr.n_obs == 2 and airr.obs["clonotype_id"].isna().all()
 
 
 def test_errors_name_the_tcr_file(real, tmp_path):
     with pytest.raises(InputError, match="TCR file .*cell_id"):
-        read_tcr(real / "airr_standards/good_rearrangement.tsv", sample="S")
+        read_tcr(
+            real / "airr_standards/good_rearrangement.tsv",
+            sample="S",
+            cells_only=True,
+            productive_only=True,
+        )
     with pytest.raises(InputError, match="TCR file .*does not exist"):
-        read_tcr(tmp_path / "missing.csv", sample="S")
+        read_tcr(tmp_path / "missing.csv", sample="S", cells_only=True, productive_only=True)
 
 
 def test_bcr_file_as_tcr_gives_zero_cells_and_a_warning(real, caplog):
     with caplog.at_level(logging.WARNING):
         adata = read_tcr(
-            real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz", sample="S"
+            real / DJVDJ.format("BL6", "BCR") / "filtered_contig_annotations.csv.gz",
+            sample="S",
+            cells_only=True,
+            productive_only=True,
         )
     assert adata.n_obs == 0 and adata.uns["tcr_ingest"]["n_contigs_bcr"] == 251
     assert "TCR file" in caplog.text and "B-cell receptor file?" in caplog.text
 
 
 def test_no_tcr_at_all():
-    airr = prepare_tcr([], meta_for({"S": "P"}))
+    airr = prepare([], meta_for({"S": "P"}))
     assert airr.n_obs == 0 and "clonotype_id" in airr.obs
     assert merge_tcr([]).n_obs == 0

@@ -651,13 +651,20 @@ def test_track_clones_end_to_end(tmp_path):
     back = ad.read_h5ad(tmp_path / "airr.h5ad")
     assert back.obs["clone_id"].notna().sum() == res.airr.obs["clone_id"].notna().sum()
     empty = res.airr.obs.iloc[:0]
-    no_bcr = b_cell_table(gex, empty, empty, sheet_table(sheet), unmutated_max_mu_freq=0.02)
+    no_bcr = b_cell_table(
+        gex,
+        empty,
+        empty,
+        sheet_table(sheet, post_min_day=28, visit_window_days=3),
+        unmutated_max_mu_freq=0.02,
+    )
     assert (no_bcr["n_bcr_cells"] == 0).all() and no_bcr["igm_igd_fraction"].isna().all()
 
 
 def test_b_cell_table_shm_and_unmutated_share():
     samples = sheet_table(pd.DataFrame({"sample": ["S1"], "patient": "P1", "day": [-3],
-                                        "tissue": "PB", "bcr": "x.csv"}))  # fmt: skip
+                                        "tissue": "PB", "bcr": "x.csv"}),
+                          post_min_day=28, visit_window_days=3)  # fmt: skip
     names = [f"S1_{i}" for i in range(5)]
     gex = pd.DataFrame({"sample": "S1", "cell_type": "B_naive"}, index=names)
     bcr = pd.DataFrame(

@@ -324,8 +324,8 @@ def read_bcr(
     path: str | Path,
     *,
     sample: str,
-    cells_only: bool = True,
-    productive_only: bool = True,
+    cells_only: bool,
+    productive_only: bool,
     loci: Sequence[str] = IG_LOCI,
 ) -> ad.AnnData:
     """Read one sample's B-cell V(D)J file into scirpy's AnnData layout.
@@ -340,8 +340,11 @@ def read_bcr(
     cells_only
         Drop contigs that Cell Ranger did not assign to a cell or marked low-confidence
         (``is_cell`` / ``high_confidence`` false, where the input has these fields).
+        The workflow passes ``bcr.cells_only`` / ``tcr.cells_only`` (default in the config
+        schema).
     productive_only
-        Drop non-productive contigs (and those whose productivity is unknown).
+        Drop non-productive contigs (and those whose productivity is unknown). The workflow
+        passes ``bcr.productive_only`` / ``tcr.productive_only``.
     loci
         IMGT loci kept; chains of the other loci are dropped and counted. The default reads
         B-cell receptors; :func:`cartrack.tcr.read_tcr` passes :data:`TR_LOCI`.
@@ -518,7 +521,7 @@ def merge_bcr(samples: Sequence[ad.AnnData] | Mapping[str, ad.AnnData]) -> ad.An
     return merged
 
 
-def index_chains(adata: ad.AnnData, *, productive_only: bool = True) -> None:
+def index_chains(adata: ad.AnnData, *, productive_only: bool) -> None:
     """Run :func:`scirpy.pp.index_chains` and :func:`scirpy.tl.chain_qc` in place.
 
     Parameters
@@ -526,8 +529,9 @@ def index_chains(adata: ad.AnnData, *, productive_only: bool = True) -> None:
     adata
         Merged BCR AnnData (:func:`merge_bcr`).
     productive_only
-        Whether chains must be productive to be indexed (scirpy's default); when false, only
-        a junction amino-acid sequence is required.
+        Whether chains must be productive to be indexed (``bcr.productive_only``; the config
+        schema's default, true, is scirpy's); when false, only a junction amino-acid
+        sequence is required.
     """
     import scirpy as ir
 

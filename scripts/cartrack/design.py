@@ -36,14 +36,15 @@ class InputError(ValueError):
     """Bad user input; message names sample, file, column/field and value."""
 
 
-def phase(day, *, post_min_day: int, visit_window_days: int = 0, tissue=None):
+def phase(day, *, post_min_day: int, visit_window_days: int, tissue=None):
     """``baseline``, ``early`` or ``post`` for a visit day: the one rule every table uses.
 
     ``baseline``: day <= 0. ``post``: day >= ``post_min_day - visit_window_days``, so a
     protocol visit scheduled on ``post_min_day`` and taken up to ``visit_window_days`` early
     (the demo's "D28" visit of P02 on day 27) counts as after infusion. ``early``: the days
-    between, where B cells may still be dying; they count neither way. 0 (no window) is the
-    plain cut-off; the workflow passes ``tracking.visit_window_days``.
+    between, where B cells may still be dying; they count neither way. Both are required
+    (``tracking.post_min_day`` / ``tracking.visit_window_days``, defaults in the config
+    schema); ``visit_window_days=0`` (no window) is the plain cut-off.
 
     A sample of tissue ``product`` (the infused CAR-T cells, given `tissue`) is phase
     ``product``: it counts neither as baseline nor as after infusion.

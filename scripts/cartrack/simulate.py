@@ -502,7 +502,7 @@ def write_cohort(
     baff_genes: list[str],
     truth_dir: Path,
     demo: DemoParams,
-    seed: int = 0,
+    seed: int,
     germline: Path = bcr.GERMLINE,
 ) -> None:
     """Write every sample of `sheet` (absolute `gex` / `bcr` paths) and the truth tables.
@@ -510,7 +510,7 @@ def write_cohort(
     The format follows the file name: `.h5` -> Cell Ranger HDF5, a folder -> mtx folder;
     `.csv` -> 10x contig CSV, `.tsv` -> AIRR rearrangement. `demo` (config section ``demo``)
     gives the cells per sample (before each scenario's factor) and the rates of low-quality
-    cells and doublets.
+    cells and doublets. `seed` is the config's ``seed`` (default in the config schema).
     """
     cohort = Cohort(sheet, ifn_genes=ifn_genes, baff_genes=baff_genes, seed=seed, germline=germline)
     truth_dir.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ CHAIN_PAIRINGS = (
 
 
 def read_tcr(
-    path: str | Path, *, sample: str, cells_only: bool = True, productive_only: bool = True
+    path: str | Path, *, sample: str, cells_only: bool, productive_only: bool
 ) -> ad.AnnData:
     """Read one sample's T-cell V(D)J file into scirpy's AnnData layout.
 
@@ -76,7 +76,7 @@ def read_tcr(
     sample
         Sample id from the sheet (cell names ``f"{sample}_{barcode}"``, as for GEX and BCR).
     cells_only, productive_only
-        As for :func:`cartrack.bcr.read_bcr`.
+        As for :func:`cartrack.bcr.read_bcr` (``tcr.cells_only`` / ``tcr.productive_only``).
 
     Returns
     -------
@@ -266,10 +266,10 @@ def prepare_tcr(
     samples: Sequence[ad.AnnData],
     meta: pd.DataFrame,
     *,
-    productive_only: bool = True,
-    receptor_arms: str = "all",
-    dual_ir: str = "any",
-    include_multichain: bool = False,
+    productive_only: bool,
+    receptor_arms: str,
+    dual_ir: str,
+    include_multichain: bool,
     n_jobs: int = 1,
 ) -> ad.AnnData:
     """Merge per-sample TCR data, add the sheet's columns, index chains, define clonotypes.
@@ -281,9 +281,10 @@ def prepare_tcr(
     meta
         :func:`cartrack.tracking.sheet_table`.
     productive_only
-        As for :func:`cartrack.bcr.index_chains`.
+        As for :func:`cartrack.bcr.index_chains` (``tcr.productive_only``).
     receptor_arms, dual_ir, include_multichain, n_jobs
-        As for :func:`define_clonotypes`.
+        As for :func:`define_clonotypes`; the first three are the ``tcr`` config values
+        (defaults in the config schema), `n_jobs` is not a config key.
 
     Returns
     -------

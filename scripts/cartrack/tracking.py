@@ -37,10 +37,11 @@ from cartrack.tracking_stats import FDR_FAMILIES, clone_status, min_p_missed, p_
 log = logging.getLogger(__name__)
 
 
-def sheet_table(
-    sheet: pd.DataFrame, *, post_min_day: int = 28, visit_window_days: int = 3
-) -> pd.DataFrame:
+def sheet_table(sheet: pd.DataFrame, *, post_min_day: int, visit_window_days: int) -> pd.DataFrame:
     """Sample metadata from the sheet.
+
+    `post_min_day` and `visit_window_days` are ``tracking.post_min_day`` and
+    ``tracking.visit_window_days`` (defaults in the config schema); they decide ``phase``.
 
     Returns
     -------
