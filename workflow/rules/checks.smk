@@ -1,8 +1,9 @@
 # Input checks: the first job of every run. check_inputs opens every sample's input headers
 # (format, readability, counts, barcodes shared by GEX and BCR / TCR), adds the design
 # warnings and the checks across samples, and reports every problem at once, in seconds.
-# The per-sample jobs wait for it, through ancient() so that a check rerun for one changed
-# sample does not rerun every other sample's jobs. Library: scripts/cartrack/checks.py.
+# The per-sample jobs wait for it (so a new input file reruns every sample's jobs: ancient()
+# would keep the others, but then Snakemake 9 did not rerun the changed sample's QC either).
+# Library: scripts/cartrack/checks.py.
 
 
 # on the head node under SLURM too: no queue wait before bad input is found
