@@ -2,6 +2,7 @@
 
 import anndata as ad
 
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import setup_logging
 from cartrack.params import ReadParams
 from cartrack.tcr import combine_receptors
@@ -16,4 +17,4 @@ airr = combine_receptors(
     # chains are indexed again once combined: as strict as both ingests
     productive_only=bcr.productive_only and tcr.productive_only,
 )
-airr.write_h5ad(smk.output.airr, compression="gzip")
+airr.write_h5ad(smk.output.airr, compression=INTERMEDIATE_COMPRESSION)

@@ -4,6 +4,7 @@ import anndata as ad
 
 from cartrack.clones import nearest_distances
 from cartrack.double_positive import read_gex_cells
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import setup_logging
 from cartrack.params import CloneParams, ReadParams, TrackingParams
 from cartrack.tables import write_tsv
@@ -38,4 +39,4 @@ write_tsv(res.chain_qc, out.chain_qc)
 write_tsv(res.cell_clones, out.cell_clones)
 write_tsv(res.airr.uns["clone_thresholds"], out.thresholds)
 write_tsv(nearest_distances(res.airr), out.dist_nearest)
-res.airr.write_h5ad(out.airr, compression="gzip")
+res.airr.write_h5ad(out.airr, compression=INTERMEDIATE_COMPRESSION)

@@ -5,6 +5,7 @@ import anndata as ad
 
 from cartrack.car_t import ClonotypeCall, track_car_t
 from cartrack.double_positive import read_gex_cells
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import setup_logging
 from cartrack.params import CarTParams, TcrParams
 from cartrack.tables import write_tsv
@@ -35,4 +36,4 @@ write_tsv(res.timeline, out.timeline)
 write_tsv(res.chain_qc, out.chain_qc)
 write_tsv(res.cell_clonotypes, out.cell_clonotypes)
 write_tsv(res.cell_car_t, out.cell_car_t)
-res.airr.write_h5ad(out.airr, compression="gzip")
+res.airr.write_h5ad(out.airr, compression=INTERMEDIATE_COMPRESSION)

@@ -16,6 +16,7 @@ from cartrack.annotate import (
 )
 from cartrack.bcr import index_chains, merge_bcr
 from cartrack.clones import cell_annotations
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import setup_logging
 from cartrack.params import AnnotationParams, CarCallParams, ReadParams
 from cartrack.tables import write_tsv
@@ -32,4 +33,4 @@ if airr.n_obs:
 ambient = call_car_t(adata, CarCallParams.from_config(par.car_t))
 write_tsv(cell_type_table(adata.obs, par.sheet), snakemake.output.table)
 write_tsv(ambient, snakemake.output.car_ambient)
-adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
+adata.write_h5ad(snakemake.output.h5ad, compression=INTERMEDIATE_COMPRESSION)

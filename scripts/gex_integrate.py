@@ -3,6 +3,7 @@
 import anndata as ad
 
 from cartrack.integrate import embed, merge_samples, normalise
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import setup_logging
 from cartrack.params import IntegrationParams
 
@@ -14,4 +15,4 @@ samples = [a for a in samples if a.n_obs > 0]
 adata = merge_samples(samples, snakemake.params.sheet)
 normalise(adata, target_sum=params.target_sum)
 embed(adata, params, seed=snakemake.params.seed)
-adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
+adata.write_h5ad(snakemake.output.h5ad, compression=INTERMEDIATE_COMPRESSION)

@@ -20,9 +20,7 @@ from cartrack.tables import write_tsv
 setup_logging(snakemake.log[0])
 inp, par = snakemake.input, snakemake.params
 reference = ReferenceParams.from_config(par.integration)
-cells = pd.concat(
-    [pd.read_csv(p, sep="\t").assign(sample=s) for s, p in zip(par.samples, inp.cells, strict=True)]
-).set_index("cell")
+cells = pd.concat([pd.read_csv(p, sep="\t") for p in inp.cells]).set_index("cell")
 cohort = ad.read_h5ad(inp.gex)
 removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_value=0)
 if removed.n_obs:  # QC may remove nothing

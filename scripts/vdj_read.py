@@ -1,6 +1,7 @@
 """Rules bcr_read / tcr_read: every sample's V(D)J file -> results/{bcr,tcr}/read.h5ad."""
 
 from cartrack.bcr import merge_bcr, read_bcr
+from cartrack.io import INTERMEDIATE_COMPRESSION
 from cartrack.logs import exit_on_input_error, setup_logging
 from cartrack.params import ReadParams
 from cartrack.tcr import merge_tcr, read_tcr
@@ -21,4 +22,4 @@ with exit_on_input_error(smk.log[0]):
             for sample, path in zip(smk.params.samples, smk.input.vdj, strict=True)
         ]
     )
-adata.write_h5ad(smk.output.h5ad, compression="gzip")
+adata.write_h5ad(smk.output.h5ad, compression=INTERMEDIATE_COMPRESSION)

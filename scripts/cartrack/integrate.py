@@ -7,7 +7,7 @@ import pandas as pd
 import scanpy as sc
 
 from cartrack.params import IntegrationParams
-from cartrack.workarounds import run_harmony
+from cartrack.workarounds import cache_numba_functions, run_harmony
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
         log.info("one batch only: Harmony skipped")
         rep = "X_pca"
     exact = adata.n_obs <= params.exact_neighbors_max_cells
+    cache_numba_functions()  # umap's connectivities and layout, pynndescent
     sc.pp.neighbors(
         adata,
         n_neighbors=params.n_neighbors,

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: h5py filter of the workflow's own intermediate .h5ad files: lzf writes 2.3x and reads
+#: 1.5x faster than gzip at 1.7x the size (a 23k-cell integrated.h5ad: 1.8 s and 143 MB
+#: against 4.2 s and 84 MB). results/cohort.h5mu, the file users keep, stays gzip.
+INTERMEDIATE_COMPRESSION = "lzf"
 GEX_TYPE = "Gene Expression"
 PROT_TYPE = "Antibody Capture"
 H5_SUFFIXES = (".h5",)

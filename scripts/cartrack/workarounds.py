@@ -20,6 +20,18 @@ harmonypy 2.x:
   matrix that harmonypy >= 0.1 already returns as cells x components (scverse/scanpy#3940),
   so harmonypy is called directly and the orientation checked.
 
+umap-learn 0.5, pynndescent 0.5 (numba):
+
+- :func:`cache_numba_functions`: their ``@njit`` functions are compiled without
+  ``cache=True``, so every new process compiles them again: ~5 s of each job that builds a
+  kNN graph or UMAP (scanpy's connectivities call umap's ``fuzzy_simplicial_set``). Caching
+  is switched on
+  before their first call (numba's ``Dispatcher.enable_caching``), into numba's usual cache
+  (``__pycache__`` beside the module, else the user cache folder, or ``NUMBA_CACHE_DIR``).
+  Related: lmcinnes/umap#477 (slow import and compilation). Not possible for scirpy's
+  ``index_chains`` (~5 s of compilation in each job that calls it): its functions build
+  awkward arrays, which numba cannot cache ("uses dynamic globals").
+
 Not code, but scirpy behaviour the design relies on:
 
 - read_10x_vdj/read_airr pass ``cell_attribute_fields=("is_cell")`` (a string, not a tuple),
@@ -93,6 +105,46 @@ def clonotype_clusters(adata: ad.AnnData, *, key_added: str, **kwargs) -> pd.Ser
         return pd.Series(index=adata.obs_names, dtype=object)
     ir.tl.define_clonotype_clusters(adata, key_added=key_added, **kwargs)
     return adata.obs[key_added].astype(object)
+
+
+# --------------------------------------------------------------------------------------
+# umap-learn, pynndescent: numba functions compiled anew in every process
+# --------------------------------------------------------------------------------------
+#: modules whose numba functions scanpy calls without a compilation cache
+NUMBA_UNCACHED = (
+    "umap.umap_",
+    "umap.layouts",
+    "umap.spectral",
+    "umap.distances",
+    "umap.utils",
+    "pynndescent.pynndescent_",
+    "pynndescent.distances",
+    "pynndescent.utils",
+    "pynndescent.rp_trees",
+    "pynndescent.sparse",
+)
+
+
+def cache_numba_functions(modules: tuple[str, ...] = NUMBA_UNCACHED) -> int:
+    """Switch on numba's disk cache for the not-yet-compiled functions of `modules` (see the
+    module docstring); return how many. Idempotent; a function numba cannot cache is
+    compiled as before (numba warns and goes on)."""
+    import importlib
+    import warnings
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    n = 0
+    for name in modules:
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if (isinstance(obj, CPUDispatcher) and obj.__module__ == name
+                    and isinstance(obj._cache, NullCache) and not obj.signatures):  # fmt: skip
+                obj.enable_caching()
+                n += 1
+    warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+    return n
 
 
 # --------------------------------------------------------------------------------------

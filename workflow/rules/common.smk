@@ -1,6 +1,7 @@
 """The workflow's Python: config and sample sheet validation, paths, input functions."""
 
 import os
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -93,8 +94,22 @@ DESIGN_CHECKS = design_checks(
 SAMPLES = SHEET.index.tolist()
 
 
+def qc_parts(samples, per_job):
+    """Rule gex_qc's jobs: `per_job` consecutive samples of the sheet each, named after the
+    sample when alone, else part1, part2, ... (zero-padded)."""
+    if per_job == 1:
+        return {s: [s] for s in samples}
+    chunks = [samples[i : i + per_job] for i in range(0, len(samples), per_job)]
+    width = len(str(len(chunks)))
+    return {f"part{k:0{width}d}": chunk for k, chunk in enumerate(chunks, 1)}
+
+
+QC_PARTS = qc_parts(SAMPLES, config["qc"]["samples_per_job"])
+
+
 wildcard_constraints:
     sample="|".join(SAMPLES),
+    part="|".join(re.escape(p) for p in QC_PARTS),
 
 
 def local(path):

@@ -1,22 +1,25 @@
 rule gex_qc:
-    """Read one sample's gene expression, flag low-quality cells and doublets, keep the rest."""
+    """QC a group of samples (qc.samples_per_job): read each one's gene expression, flag
+    low-quality cells and doublets, keep the rest."""
     input:
-        gex=lambda wc: local(SHEET.loc[wc.sample, "gex"]),
+        gex=lambda wc: [local(SHEET.loc[s, "gex"]) for s in QC_PARTS[wc.part]],
         checked="results/tables/design_checks.tsv",  # inputs checked first
     output:
-        h5ad="results/gex/qc/{sample}.h5ad",
-        removed="results/gex/qc/{sample}.removed.h5ad",
-        cells="results/gex/qc/{sample}.cells.tsv",
-        summary="results/gex/qc/{sample}.summary.tsv",
+        h5ad="results/gex/qc/{part}.h5ad",
+        removed="results/gex/qc/{part}.removed.h5ad",
+        cells="results/gex/qc/{part}.cells.tsv",
+        summary="results/gex/qc/{part}.summary.tsv",
     log:
-        "logs/gex_qc/{sample}.log",
+        "logs/gex_qc/{part}.log",
     conda:
         "../../envs/gex.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb(1500, 20),
-        runtime=runtime(15),
+        runtime=lambda wc, attempt: 15 * len(QC_PARTS[wc.part]) * attempt,
     params:
+        samples=lambda wc: QC_PARTS[wc.part],
+        sheet=SHEET,
         cfg=config["qc"],
         seed=config["seed"],
     script:
@@ -27,8 +30,8 @@ rule gex_qc_by_cell_type:
     """How many cells of each type QC and doublet removal took, per sample: kept cells with
     their cohort annotation, removed ones scored against the cohort."""
     input:
-        cells=expand("results/gex/qc/{sample}.cells.tsv", sample=SAMPLES),
-        removed=expand("results/gex/qc/{sample}.removed.h5ad", sample=SAMPLES),
+        cells=expand("results/gex/qc/{part}.cells.tsv", part=QC_PARTS),
+        removed=expand("results/gex/qc/{part}.removed.h5ad", part=QC_PARTS),
         gex="results/gex/annotated.h5ad",
         markers=resource(config["annotation"]["markers"]),
     output:
@@ -48,7 +51,6 @@ rule gex_qc_by_cell_type:
         runtime=runtime(20),
     params:
         sheet=SHEET,
-        samples=SAMPLES,
         # only the keys it reads: integration's other keys reach it through annotated.h5ad
         annotation=config_for(AnnotationParams, config["annotation"]),
         integration=config_for(ReferenceParams, config["integration"]),
@@ -60,7 +62,7 @@ rule gex_qc_by_cell_type:
 rule gex_qc_table:
     """Collect the per-sample QC summaries into qc.tsv."""
     input:
-        summaries=expand("results/gex/qc/{sample}.summary.tsv", sample=SAMPLES),
+        summaries=expand("results/gex/qc/{part}.summary.tsv", part=QC_PARTS),
     output:
         table=report(
             "results/tables/qc.tsv",
@@ -84,7 +86,7 @@ rule gex_qc_table:
 rule gex_integrate:
     """Merge samples, normalise, HVG, sparse PCA, Harmony, kNN, UMAP and Leiden."""
     input:
-        h5ads=expand("results/gex/qc/{sample}.h5ad", sample=SAMPLES),
+        h5ads=expand("results/gex/qc/{part}.h5ad", part=QC_PARTS),
     output:
         h5ad="results/gex/integrated.h5ad",
     log:

@@ -56,6 +56,8 @@ rule signatures_gsea:
         ),
     log:
         "logs/signatures_gsea.log",
+    # the longest cohort job: started first, so the shorter ones fill the other cores
+    priority: 10
     conda:
         "../../envs/signatures.yaml"
     threads: 1

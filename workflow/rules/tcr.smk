@@ -60,7 +60,9 @@ rule car_t_clones:
         "logs/car_t_clones.log",
     conda:
         "../../envs/bcr.yaml"
-    threads: 2
+    # exact-identity clonotype distances: a second process costs more than it saves, and
+    # asking for 2 cores kept this job waiting for a whole free machine
+    threads: 1
     resources:
         mem_mb=mem_mb(3000, 1),
         runtime=runtime(60),
