@@ -12,6 +12,7 @@ import pandas as pd
 import scanpy as sc
 
 from cartrack.annotate import annotate_like_reference, read_markers
+from cartrack.io import read_h5ad_parts
 from cartrack.logs import setup_logging
 from cartrack.params import AnnotationParams, ReferenceParams
 from cartrack.qc import qc_by_cell_type
@@ -21,7 +22,7 @@ setup_logging(snakemake.log[0])
 inp, par = snakemake.input, snakemake.params
 reference = ReferenceParams.from_config(par.integration)
 cells = pd.concat([pd.read_csv(p, sep="\t") for p in inp.cells]).set_index("cell")
-cohort = ad.read_h5ad(inp.gex)
+cohort = read_h5ad_parts(inp.gex, obs=["cell_type"], obsm=["X_pca"], varm=["PCs"])
 removed = ad.concat([ad.read_h5ad(p) for p in inp.removed], join="outer", fill_value=0)
 if removed.n_obs:  # QC may remove nothing
     sc.pp.normalize_total(removed, target_sum=reference.target_sum)  # as rule gex_integrate

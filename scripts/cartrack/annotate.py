@@ -122,7 +122,8 @@ def score_marker_sets(
     )
     scores = pd.DataFrame(np.nan, index=adata.obs_names, columns=list(sets))
     for _, idx in batches.groupby(batches.to_numpy()).groups.items():
-        sub = ad.AnnData(adata[idx].X, var=pd.DataFrame(index=adata.var_names))
+        x = adata.X if len(idx) == adata.n_obs else adata[idx].X  # one batch: no copy
+        sub = ad.AnnData(x, var=pd.DataFrame(index=adata.var_names))
         for col, (up, down) in sets.items():
             if not up:
                 continue
@@ -141,16 +142,17 @@ def score_marker_sets(
 def _score(
     sub: ad.AnnData, genes: list[str], *, ctrl_size: int, n_bins: int, seed: int
 ) -> np.ndarray:
-    out = sc.tl.score_genes(
+    # in place (copy=True would copy X for each of the ~30 marker sets)
+    sc.tl.score_genes(
         sub,
         genes,
         ctrl_size=min(ctrl_size, max(1, sub.n_vars - len(genes))),
         n_bins=n_bins,
         random_state=seed,
-        copy=True,
+        score_name="_score",
         use_raw=False,
     )
-    return out.obs["score"].to_numpy(dtype=float)
+    return sub.obs.pop("_score").to_numpy(dtype=float)
 
 
 def smooth_over_neighbors(scores: pd.DataFrame, connectivities, weight: float) -> pd.DataFrame:
@@ -317,7 +319,7 @@ def annotate_like_reference(
     """
     idx = query.var_names.get_indexer(reference.var_names)
     present = sp.diags((idx >= 0).astype(float))
-    aligned = sp.csr_matrix(query.X)[:, np.maximum(idx, 0)] @ present
+    aligned = (sp.csr_matrix(query.X)[:, np.maximum(idx, 0)] @ present).astype(np.float32)
     both = ad.AnnData(
         sp.vstack([aligned, sp.csr_matrix(reference.X)]).tocsr(),
         obs=pd.DataFrame(index=query.obs_names.append(reference.obs_names)),
@@ -339,7 +341,16 @@ def _neighbours_in_reference(x, reference: ad.AnnData, n_neighbors: int) -> sp.c
     pcs = np.asarray(reference.varm["PCs"])
     projected = np.asarray(x @ pcs) - means @ pcs
     k = min(n_neighbors, reference.n_obs)
-    _, nearest = NearestNeighbors(n_neighbors=k).fit(reference.obsm["X_pca"]).kneighbors(projected)
+    index = NearestNeighbors(n_neighbors=k).fit(reference.obsm["X_pca"])
+    # sklearn's brute force holds a query x reference distance matrix, two copies (0.9 GB for
+    # 2,500 removed cells against 23k): query in batches of about 128 MB
+    step = max(1, 8_000_000 // reference.n_obs)
+    nearest = np.vstack(
+        [
+            index.kneighbors(projected[i : i + step], return_distance=False)
+            for i in range(0, len(projected), step)
+        ]
+    )
     n_query, n = x.shape[0], x.shape[0] + reference.n_obs
     rows = np.repeat(np.arange(n_query), k)
     return sp.csr_matrix((np.ones(rows.size), (rows, nearest.ravel() + n_query)), shape=(n, n))

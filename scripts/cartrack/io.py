@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -481,3 +481,27 @@ def read_gex(path: str | Path, *, sample: str) -> tuple[ad.AnnData, ad.AnnData |
         f", {prot.n_vars} antibodies" if prot is not None else "",
     )
     return gex, prot
+
+
+def read_h5ad_parts(
+    path: str | Path,
+    *,
+    obs: Sequence[str] = (),
+    obsm: Sequence[str] = (),
+    varm: Sequence[str] = (),
+) -> ad.AnnData:
+    """X, the named `obs` columns, `obsm` and `varm` keys of one of the workflow's ``.h5ad``
+    files (``anndata.io.read_elem``), nothing else: a job that needs neither the raw-count
+    layer nor the graphs holds half the cohort file in memory."""
+    import anndata as ad
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        frame = read_elem(f["obs"])
+        return ad.AnnData(
+            X=read_elem(f["X"]),
+            obs=frame[list(obs)],
+            var=pd.DataFrame(index=read_elem(f["var"]).index),
+            obsm={k: read_elem(f["obsm"][k]) for k in obsm},
+            varm={k: read_elem(f["varm"][k]) for k in varm},
+        )
