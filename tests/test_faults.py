@@ -4,17 +4,21 @@
 - a run killed with SIGKILL in the middle of a job, then started again (after
   ``--unlock``, as the README says), writes byte-identical tables;
 - a job that dies mid-write (file-size limit, as on a full disk) leaves no output that a
-  rerun would take as finished.
+  rerun would take as finished;
+- QC gives the same cells and tables whether a job QCs one sample or several.
 """
 
 import os
+import re
 import resource
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from workflow_helpers import REPO, SNAKEMAKE, make_tiny_project, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -34,10 +38,17 @@ def new_project(folder: Path) -> Path:
 
 
 def tables(workdir: Path) -> dict[str, bytes]:
-    """Every table the targets write: results/tables and the per-sample QC tables."""
+    """Every table the targets write: results/tables and the QC jobs' tables."""
     files = [*(workdir / "results" / "tables").glob("*.tsv")]
     files += (workdir / "results" / "gex" / "qc").glob("*.tsv")
     return {str(p.relative_to(workdir)): p.read_bytes() for p in sorted(files)}
+
+
+def qc_cells(workdir: Path) -> pd.DataFrame:
+    """Every cell's QC metrics and flags, from all QC jobs' cell tables, in sample order."""
+    files = sorted((workdir / "results" / "gex" / "qc").glob("*.cells.tsv"))
+    cells = pd.concat([pd.read_csv(p, sep="\t") for p in files])
+    return cells.sort_values(["sample", "cell"]).reset_index(drop=True)
 
 
 def command(workdir: Path, *args: str) -> list[str]:
@@ -63,7 +74,27 @@ def test_two_runs_from_scratch_are_identical(reference, tmp_path):
     run_snakemake(again, "--cores", "2", *TARGETS)
     expected = tables(reference)
     assert tables(again) == expected
-    assert len(expected) == 2 + 2 * len(SAMPLES)
+    assert qc_cells(again)["sample"].unique().tolist() == sorted(SAMPLES)
+
+
+def test_qc_does_not_depend_on_samples_per_job(reference, tmp_path):
+    """One sample a job (qc.samples_per_job: 1) against the default's one job for all three:
+    the same qc.tsv and the same flags and metrics for every cell."""
+    workdir = new_project(tmp_path)
+    config_path = workdir / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    assert config["qc"]["samples_per_job"] > 1  # the reference ran several samples a job
+    config["qc"]["samples_per_job"] = 1
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(workdir, "--cores", "2", *TARGETS)
+    qc_dir = workdir / "results" / "gex" / "qc"
+    assert sorted(p.name for p in qc_dir.glob("*.summary.tsv")) == sorted(
+        f"{s}.summary.tsv" for s in SAMPLES
+    )
+    assert len(list((reference / "results" / "gex" / "qc").glob("*.summary.tsv"))) == 1
+    qc = "results/tables/qc.tsv"
+    assert (workdir / qc).read_bytes() == (reference / qc).read_bytes()
+    pd.testing.assert_frame_equal(qc_cells(workdir), qc_cells(reference))
 
 
 def test_sigkill_mid_job_then_rerun_is_identical(reference, tmp_path):
@@ -137,4 +168,6 @@ def test_a_changed_matrix_reruns_its_sample_qc(tmp_path):
     with h5py.File(workdir / "config" / row[column], "a") as f:
         f.attrs["replaced"] = "new content, same cells"
     dry = run_snakemake(workdir, "-n", *TARGETS).stdout
-    assert f"logs/gex_qc/{SAMPLES[1]}.log" in dry, dry
+    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", dry)
+    qc_jobs = [job for job in jobs if re.match(r"(?:local)?rule gex_qc:", job)]
+    assert any(SAMPLES[1] in job for job in qc_jobs), dry

@@ -93,7 +93,8 @@ rule gex_integrate:
         "logs/gex_integrate.log",
     conda:
         "../../envs/gex.yaml"
-    threads: 2
+    # mostly one core (arpack, Harmony, UMAP with a seed): the other runs the V(D)J reads
+    threads: 1
     resources:
         mem_mb=mem_mb(2000, 6),
         runtime=runtime(60),
