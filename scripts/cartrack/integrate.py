@@ -45,7 +45,8 @@ def merge_samples(samples: list[ad.AnnData], sheet: pd.DataFrame) -> ad.AnnData:
             for p, a in zip(prot, samples, strict=True)
         ]
         adata.obsm["prot_counts"] = pd.concat(frames).reindex(adata.obs_names)
-    log.info("merged %d samples: %d cells x %d genes", len(samples), adata.n_obs, adata.n_vars)
+    n_samples = adata.obs["sample"].nunique()
+    log.info("merged %d samples: %d cells x %d genes", n_samples, adata.n_obs, adata.n_vars)
     return adata
 
 
