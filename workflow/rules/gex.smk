@@ -47,7 +47,8 @@ rule gex_qc_by_cell_type:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1500, 3),
+        # peak 0.8 / 2.3 / 5.1 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
+        mem_mb=mem_mb(1000, 4.5),
         runtime=runtime(20),
     params:
         sheet=SHEET,
@@ -96,7 +97,8 @@ rule gex_integrate:
     # mostly one core (arpack, Harmony, UMAP with a seed): the other runs the V(D)J reads
     threads: 1
     resources:
-        mem_mb=mem_mb(2000, 6),
+        # peak 1.1 / 3.5 / 8.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
+        mem_mb=mem_mb(1000, 15),
         runtime=runtime(60),
     params:
         sheet=SHEET,
@@ -130,7 +132,8 @@ rule gex_annotate:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        mem_mb=mem_mb(1500, 3),
+        # peak 0.7 / 2.1 / 4.8 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
+        mem_mb=mem_mb(1000, 4),
         runtime=runtime(30),
     params:
         sheet=SHEET,
