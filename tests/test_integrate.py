@@ -138,3 +138,31 @@ def test_knn_graph_is_exact_up_to_the_configured_size(max_cells):
     found = np.mean([set(true[i][1:]) <= set(graph[i]) for i in range(merged.n_obs)])
     exact = max_cells >= merged.n_obs
     assert (found == 1.0) if exact else (found > 0.9), found
+
+
+def test_umap_numba_functions_get_a_disk_cache():
+    """umap's connectivities and layout epoch (numba, no cache=True upstream) are compiled
+    once per environment, not once per job: in a fresh process, before their first call,
+    caching is switched on for them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from cartrack.workarounds import cache_numba_functions\n"
+        "import umap.layouts, umap.umap_\n"
+        "fs = [umap.umap_.compute_membership_strengths,\n"
+        "      umap.layouts._nb_optimize_layout_euclidean_single_epoch]\n"
+        "print(*[type(f._cache).__name__ for f in fs])\n"
+        "cache_numba_functions()\n"
+        "print(*[type(f._cache).__name__ for f in fs])\n"
+    )
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(scripts), "PATH": ""},
+    ).stdout.split()
+    assert out == ["NullCache", "NullCache", "FunctionCache", "FunctionCache"]

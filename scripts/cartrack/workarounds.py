@@ -25,12 +25,11 @@ umap-learn 0.5, pynndescent 0.5 (numba):
 - :func:`cache_numba_functions`: their ``@njit`` functions are compiled without
   ``cache=True``, so every new process compiles them again: ~5 s of each job that builds a
   kNN graph or UMAP (scanpy's connectivities call umap's ``fuzzy_simplicial_set``). Caching
-  is switched on
-  before their first call (numba's ``Dispatcher.enable_caching``), into numba's usual cache
-  (``__pycache__`` beside the module, else the user cache folder, or ``NUMBA_CACHE_DIR``).
-  Related: lmcinnes/umap#477 (slow import and compilation). Not possible for scirpy's
-  ``index_chains`` (~5 s of compilation in each job that calls it): its functions build
-  awkward arrays, which numba cannot cache ("uses dynamic globals").
+  is switched on before their first call (numba's ``Dispatcher.enable_caching``), into
+  numba's usual cache (``__pycache__`` beside the module, else the user cache folder, or
+  ``NUMBA_CACHE_DIR``). Related: lmcinnes/umap#477 (slow import and compilation). Not
+  possible for scirpy's ``index_chains`` (~5 s of compilation in each job that calls it): its
+  functions build awkward arrays, which numba cannot cache ("uses dynamic globals").
 
 Not code, but scirpy behaviour the design relies on:
 
@@ -125,26 +124,23 @@ NUMBA_UNCACHED = (
 )
 
 
-def cache_numba_functions(modules: tuple[str, ...] = NUMBA_UNCACHED) -> int:
-    """Switch on numba's disk cache for the not-yet-compiled functions of `modules` (see the
-    module docstring); return how many. Idempotent; a function numba cannot cache is
-    compiled as before (numba warns and goes on)."""
+def cache_numba_functions() -> None:
+    """Switch on numba's disk cache for the not-yet-compiled functions of
+    :data:`NUMBA_UNCACHED` (see the module docstring). Idempotent; a function numba cannot
+    cache is compiled as before."""
     import importlib
     import warnings
 
     from numba.core.caching import NullCache
     from numba.core.registry import CPUDispatcher
 
-    n = 0
-    for name in modules:
+    for name in NUMBA_UNCACHED:
         module = importlib.import_module(name)
         for obj in vars(module).values():
             if (isinstance(obj, CPUDispatcher) and obj.__module__ == name
                     and isinstance(obj._cache, NullCache) and not obj.signatures):  # fmt: skip
                 obj.enable_caching()
-                n += 1
     warnings.filterwarnings("ignore", message="Cannot cache compiled function")
-    return n
 
 
 # --------------------------------------------------------------------------------------
