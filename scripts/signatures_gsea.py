@@ -1,10 +1,9 @@
 """Snakemake adapter of rule signatures_gsea: pseudobulk DE (PyDESeq2) and GSEA, baseline vs
 post (pseudobulk_de.tsv, gsea.tsv)."""
 
-import anndata as ad
-
 from cartrack import gsea
 from cartrack.genesets import read_gmt
+from cartrack.io import read_h5ad_parts
 from cartrack.logs import setup_logging
 from cartrack.params import GseaParams, PhaseParams, SignatureCellsParams
 from cartrack.tables import write_tsv
@@ -13,7 +12,7 @@ smk = snakemake  # noqa: F821 (set by Snakemake's script directive)
 setup_logging(smk.log[0])
 inp, out, par = smk.input, smk.output, smk.params
 
-adata = ad.read_h5ad(inp.h5ad)
+adata = read_h5ad_parts(inp.h5ad, x="counts")  # raw counts as X and obs, nothing else
 gene_sets = gsea.merge_gene_sets(read_gmt(inp.family_gmt), read_gmt([*inp.gmt, inp.control_gmt]))
 table, de = gsea.run_gsea(
     adata,
@@ -22,6 +21,7 @@ table, de = gsea.run_gsea(
     SignatureCellsParams.from_config(par.cells),
     PhaseParams.from_config(par.phases),
     seed=par.seed,
+    layer=None,
 )
 write_tsv(table, out.gsea)
 write_tsv(de, out.de)

@@ -1,8 +1,7 @@
 """Snakemake adapter of rule signatures_score: per-cell scores, signatures.tsv, changes."""
 
-import anndata as ad
-
 from cartrack import genesets, signatures
+from cartrack.io import read_h5ad_parts
 from cartrack.logs import setup_logging
 from cartrack.params import PhaseParams, SignatureParams
 from cartrack.tables import write_tsv
@@ -14,7 +13,7 @@ par = SignatureParams.from_config(smk.params.signatures)
 phases = PhaseParams.from_config(smk.params.phases)
 seed = smk.params.seed
 
-adata = ad.read_h5ad(inp.h5ad)
+adata = read_h5ad_parts(inp.h5ad)  # log-normalised X and obs: no counts, graphs, embeddings
 gene_sets = genesets.read_gmt(inp.gmt)
 gene_sets = genesets.add_random_control(gene_sets, adata, size=par.random_control_size, seed=seed)
 control = {k: v for k, v in gene_sets.items() if k == genesets.RANDOM_CONTROL}

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cartrack.integrate import embed, merge_samples, normalise
+from cartrack.integrate import embed, merge_samples, normalise, pca_by_covariance, umap_epochs
 from cartrack.params import IntegrationParams
 from cartrack.workarounds import run_harmony
 
@@ -92,6 +92,35 @@ def test_embed_is_sparse_and_clusters_the_populations():
     ct = pd.crosstab(merged.obs["leiden"], merged.obs["pop"])
     purity = ct.max(axis=1).sum() / ct.to_numpy().sum()
     assert purity > 0.95
+
+
+def test_pca_by_covariance_is_scanpys_covariance_eigh():
+    """Same components, coordinates and variances as scanpy's covariance_eigh on the dense
+    masked matrix, summed over ten blocks of 1,000 cells."""
+    import scanpy as sc
+
+    merged = merge_samples(two_samples(n=5_000, shift=1.5), SHEET)  # 10,000 cells
+    normalise(merged, target_sum=1e4)
+    merged.var["hv"] = np.arange(merged.n_vars) % 4 != 0  # 150 of 200 genes
+    pca_by_covariance(merged, n_comps=10, mask_var="hv", block_values=150 * 1_000)
+    dense = ad.AnnData(merged.X[:, merged.var["hv"].to_numpy()].toarray().astype(np.float64))
+    sc.pp.pca(dense, n_comps=10, svd_solver="covariance_eigh")
+    assert np.allclose(merged.obsm["X_pca"], dense.obsm["X_pca"], atol=1e-3)
+    assert np.allclose(
+        merged.varm["PCs"][merged.var["hv"].to_numpy()], dense.varm["PCs"], atol=1e-5
+    )
+    assert (merged.varm["PCs"][~merged.var["hv"].to_numpy()] == 0).all()
+    for key in ("variance", "variance_ratio"):
+        assert np.allclose(merged.uns["pca"][key], dense.uns["pca"][key], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [(5_000, 500), (40_000, 200), (90_000, 111), (225_000, 100), (2_000_000, 100)],
+)
+def test_umap_epochs_stop_growing_with_the_cohort(cells, expected):
+    """umap-learn's own default up to 10M cell-epochs, then the budget, never below 100."""
+    assert umap_epochs(cells, cell_epochs=10_000_000, min_epochs=100) == expected
 
 
 def test_single_batch_skips_harmony():

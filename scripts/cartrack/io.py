@@ -486,21 +486,22 @@ def read_gex(path: str | Path, *, sample: str) -> tuple[ad.AnnData, ad.AnnData |
 def read_h5ad_parts(
     path: str | Path,
     *,
-    obs: Sequence[str] = (),
+    obs: Sequence[str] | None = None,
     obsm: Sequence[str] = (),
     varm: Sequence[str] = (),
+    x: str | None = None,
 ) -> ad.AnnData:
-    """X, the named `obs` columns, `obsm` and `varm` keys of one of the workflow's ``.h5ad``
-    files (``anndata.io.read_elem``), nothing else: a job that needs neither the raw-count
-    layer nor the graphs holds half the cohort file in memory."""
+    """X (or, with `x`, that layer as X), the named `obs` columns (all when None), `obsm`
+    and `varm` keys of one of the workflow's ``.h5ad`` files (``anndata.io.read_elem``),
+    nothing else: a job that needs one matrix and no graph holds a third of the file."""
     import anndata as ad
     from anndata.io import read_elem
 
     with h5py.File(path, "r") as f:
         frame = read_elem(f["obs"])
         return ad.AnnData(
-            X=read_elem(f["X"]),
-            obs=frame[list(obs)],
+            X=read_elem(f["X"] if x is None else f["layers"][x]),
+            obs=frame if obs is None else frame[list(obs)],
             var=pd.DataFrame(index=read_elem(f["var"]).index),
             obsm={k: read_elem(f["obsm"][k]) for k in obsm},
             varm={k: read_elem(f["varm"][k]) for k in varm},

@@ -218,6 +218,8 @@ class IntegrationParams(ConfigParams):
     n_neighbors: int
     exact_neighbors_max_cells: int
     leiden_resolution: float
+    umap_cell_epochs: int
+    umap_min_epochs: int
 
 
 @dataclass(frozen=True)
