@@ -14,10 +14,7 @@ phases = PhaseParams.from_config(smk.params.phases)
 seed = smk.params.seed
 
 adata = read_h5ad_parts(inp.h5ad)  # log-normalised X and obs: no counts, graphs, embeddings
-gene_sets = genesets.read_gmt(inp.gmt)
-gene_sets = genesets.add_random_control(gene_sets, adata, size=par.random_control_size, seed=seed)
-control = {k: v for k, v in gene_sets.items() if k == genesets.RANDOM_CONTROL}
-genesets.write_gmt(control, out.control_gmt, description="random negative control")
+gene_sets = genesets.read_gmt([*inp.gmt, inp.control_gmt])
 scores, summary, changes = signatures.score_and_compare(adata, gene_sets, par, phases, seed=seed)
 write_tsv(signatures.scores_table(scores), out.scores)
 write_tsv(summary, out.summary)

@@ -372,11 +372,17 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     gmts = [str(p) for p in sorted(folder.glob("*.gmt")) if str(p) not in family]
     cells = {"min_cells": 10, "tissue": "PB"}
     common = {"phases": {"post_min_day": 28, "visit_window_days": 3}, "seed": 0}
-    score = _Named(
+    control = _Named(
         input=_Named(h5ad=str(h5ad), gmt=gmts),
+        output=_Named(control_gmt=str(tmp_path / "random_control.gmt")),
+        params=_Named(signatures={"random_control_size": 20}, seed=0),
+        log=[str(tmp_path / "control.log")],
+    )
+    runpy.run_path(str(repo / "scripts" / "signatures_control.py"), {"snakemake": control})
+    score = _Named(
+        input=_Named(h5ad=str(h5ad), gmt=gmts, control_gmt=control.output.control_gmt),
         output=_Named(
             scores=str(tmp_path / "scores.tsv"),
-            control_gmt=str(tmp_path / "random_control.gmt"),
             summary=str(tmp_path / "signatures.tsv"),
             changes=str(tmp_path / "signature_changes.tsv"),
         ),
@@ -386,7 +392,6 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
                 "on_too_few": "warn",
                 "ctrl_size": 50,
                 "n_bins": 25,
-                "random_control_size": 20,
                 "matched_controls": 50,
                 "cell_type_groups": ["B_cells"],
                 "min_patients_test": 3,
@@ -399,7 +404,7 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
     runpy.run_path(str(repo / "scripts" / "signatures_score.py"), {"snakemake": score})
     gsea = _Named(
         input=_Named(
-            h5ad=str(h5ad), gmt=gmts, control_gmt=score.output.control_gmt, family_gmt=family
+            h5ad=str(h5ad), gmt=gmts, control_gmt=control.output.control_gmt, family_gmt=family
         ),
         output=_Named(gsea=str(tmp_path / "gsea.tsv"), de=str(tmp_path / "pseudobulk_de.tsv")),
         params=_Named(

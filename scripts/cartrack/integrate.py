@@ -52,9 +52,18 @@ def merge_samples(samples: list[ad.AnnData], sheet: pd.DataFrame) -> ad.AnnData:
     return adata
 
 
+def merged_counts(samples: list[ad.AnnData], var_names: pd.Index) -> sparse.csr_matrix:
+    """The raw counts of `samples` (as read, X only needed) in the cells' and genes' order
+    of :func:`merge_samples` on the same samples: rule gex_integrate reads them again after
+    the embedding instead of holding them through it."""
+    x = ad.concat([ad.AnnData(a.X, var=a.var[[]]) for a in samples], join="outer", fill_value=0)
+    if not x.var_names.equals(var_names):
+        x = x[:, var_names]
+    return sparse.csr_matrix(x.X)
+
+
 def normalise(adata: ad.AnnData, *, target_sum: float) -> None:
-    """Keep raw counts in `layers["counts"]`; put log1p of depth-normalised counts in X."""
-    adata.layers["counts"] = adata.X.copy()
+    """Put log1p of depth-normalised counts in X (in place: the raw counts are not kept)."""
     sc.pp.normalize_total(adata, target_sum=target_sum)
     sc.pp.log1p(adata)
 

@@ -506,3 +506,18 @@ def read_h5ad_parts(
             obsm={k: read_elem(f["obsm"][k]) for k in obsm},
             varm={k: read_elem(f["varm"][k]) for k in varm},
         )
+
+
+def write_layer(path: str | Path, name: str, matrix: object) -> None:
+    """Add `matrix` as ``layers[name]`` to an ``.h5ad`` already written
+    (``anndata.io.write_elem``, compressed as the workflow's intermediates): a job can write
+    its AnnData without a large layer and hold that layer only after letting go of the rest."""
+    from anndata.io import write_elem
+
+    with h5py.File(path, "a") as f:
+        write_elem(
+            f.require_group("layers"),
+            name,
+            matrix,
+            dataset_kwargs={"compression": INTERMEDIATE_COMPRESSION},
+        )

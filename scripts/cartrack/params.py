@@ -159,6 +159,15 @@ class SignatureCellsParams(ConfigParams):
 
 
 @dataclass(frozen=True)
+class ControlSetParams(ConfigParams):
+    """The random negative-control gene set (one key of section ``signatures``; rule
+    signatures_control): :func:`cartrack.genesets.add_random_control`."""
+
+    SECTION: ClassVar[str] = "signatures"
+    random_control_size: int
+
+
+@dataclass(frozen=True)
 class SignatureParams(SignatureCellsParams):
     """Gene-signature scores and their changes (section ``signatures``; rule
     signatures_score): :func:`cartrack.signatures.score_and_compare`."""
@@ -167,7 +176,6 @@ class SignatureParams(SignatureCellsParams):
     on_too_few: str
     ctrl_size: int
     n_bins: int
-    random_control_size: int
     matched_controls: int
     cell_type_groups: tuple[str, ...]
     min_patients_test: int

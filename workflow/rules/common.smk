@@ -21,6 +21,7 @@ from cartrack.design import InputError  # noqa: E402
 from cartrack.params import (  # noqa: E402
     AnnotationParams,
     CarCallParams,
+    ControlSetParams,
     GseaParams,
     PhaseParams,
     ReadParams,

@@ -11,6 +11,9 @@ rule gex_qc:
         summary="results/gex/qc/{part}.summary.tsv",
     log:
         "logs/gex_qc/{part}.log",
+    # before the V(D)J reads, which only gex_annotate needs: those then run beside
+    # gex_integrate (one core) instead of delaying it
+    priority: 5
     conda:
         "../../envs/gex.yaml"
     threads: 1
@@ -43,6 +46,8 @@ rule gex_qc_by_cell_type:
         cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
+    # one of the longest cohort jobs (with signatures_gsea): started first
+    priority: 9
     conda:
         "../../envs/gex.yaml"
     threads: 1

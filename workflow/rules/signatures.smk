@@ -3,13 +3,37 @@
 # gsea.py; gene sets and their sources: resources/genesets/.
 
 
-rule signatures_score:
+rule signatures_control:
+    """The random negative-control gene set, drawn once for the scores and the GSEA."""
     input:
         h5ad="results/gex/annotated.h5ad",
         gmt=signature_gmts(),
     output:
-        scores="results/signatures/scores.tsv",
         control_gmt="results/signatures/random_control.gmt",
+    log:
+        "logs/signatures_control.log",
+    # short, and both signature jobs wait for it
+    priority: 20
+    conda:
+        "../../envs/signatures.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: int((1000 + 2 * input.size_mb) * attempt),
+        runtime=lambda wc, attempt: 10 * attempt,
+    params:
+        signatures=config_for(ControlSetParams, config["signatures"]),
+        seed=config["seed"],
+    script:
+        "../../scripts/signatures_control.py"
+
+
+rule signatures_score:
+    input:
+        h5ad="results/gex/annotated.h5ad",
+        gmt=signature_gmts(),
+        control_gmt="results/signatures/random_control.gmt",
+    output:
+        scores="results/signatures/scores.tsv",
         summary=report(
             "results/tables/signatures.tsv",
             caption="../report/table_signatures.rst",
@@ -22,6 +46,8 @@ rule signatures_score:
         ),
     log:
         "logs/signatures_score.log",
+    # cohort_assemble waits for it
+    priority: 8
     conda:
         "../../envs/signatures.yaml"
     threads: 1
@@ -56,7 +82,8 @@ rule signatures_gsea:
         ),
     log:
         "logs/signatures_gsea.log",
-    # the longest cohort job: started first, so the shorter ones fill the other cores
+    # the longest cohort jobs (this, gex_qc_by_cell_type) start first, so that the shorter
+    # ones fill the other cores
     priority: 10
     conda:
         "../../envs/signatures.yaml"
