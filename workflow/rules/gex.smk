@@ -97,9 +97,11 @@ rule gex_integrate:
         h5ad="results/gex/integrated.h5ad",
     log:
         "logs/gex_integrate.log",
+    # on the critical path: before the V(D)J reads when both are ready
+    priority: 5
     conda:
         "../../envs/gex.yaml"
-    # mostly one core (arpack, Harmony, UMAP with a seed): the other runs the V(D)J reads
+    # mostly one core (Harmony, UMAP with a seed): the other runs the V(D)J reads
     threads: 1
     resources:
         # peak 1.1 / 3.5 / 8.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
