@@ -56,7 +56,11 @@ def merged_counts(samples: list[ad.AnnData], var_names: pd.Index) -> sparse.csr_
     """The raw counts of `samples` (as read, X only needed) in the cells' and genes' order
     of :func:`merge_samples` on the same samples: rule gex_integrate reads them again after
     the embedding instead of holding them through it."""
-    x = ad.concat([ad.AnnData(a.X, var=a.var[[]]) for a in samples], join="outer", fill_value=0)
+    x = ad.concat(
+        [ad.AnnData(a.X, obs=a.obs[[]], var=a.var[[]]) for a in samples],
+        join="outer",
+        fill_value=0,
+    )
     if not x.var_names.equals(var_names):
         x = x[:, var_names]
     return sparse.csr_matrix(x.X)
