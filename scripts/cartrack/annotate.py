@@ -315,18 +315,25 @@ def annotate_like_reference(
     cohort's cells are with theirs; config ``integration.n_neighbors``). `params` go to
     :func:`annotate_cell_types` without ``batch_key`` (one control-gene choice for all).
     Used for the cells QC removed, which the cohort annotation never sees: a sample scored
-    alone mislabels a sample of nearly one lineage (module docstring).
+    alone mislabels a sample of nearly one lineage (module docstring). The reference's X is
+    released (set to None) once copied into the matrix scored: the cohort is the job's
+    largest item.
     """
     idx = query.var_names.get_indexer(reference.var_names)
     present = sp.diags((idx >= 0).astype(float))
     aligned = (sp.csr_matrix(query.X)[:, np.maximum(idx, 0)] @ present).astype(np.float32)
+    graph = None
+    if "X_pca" in reference.obsm and "PCs" in reference.varm and query.n_obs:
+        graph = _neighbours_in_reference(aligned, reference, n_neighbors)
     both = ad.AnnData(
         sp.vstack([aligned, sp.csr_matrix(reference.X)]).tocsr(),
         obs=pd.DataFrame(index=query.obs_names.append(reference.obs_names)),
         var=pd.DataFrame(index=reference.var_names),
     )
-    if "X_pca" in reference.obsm and "PCs" in reference.varm and query.n_obs:
-        both.obsp["connectivities"] = _neighbours_in_reference(aligned, reference, n_neighbors)
+    # the scored matrix holds the reference's rows now: release its own copy (1.4 GB at 225k)
+    reference.X = None
+    if graph is not None:
+        both.obsp["connectivities"] = graph
     annotate_cell_types(both, markers, dataclasses.replace(params, batch_key=None), seed=seed)
     return both.obs["cell_type"].iloc[: query.n_obs].astype(str).set_axis(query.obs_names)
 
