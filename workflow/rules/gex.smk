@@ -104,8 +104,9 @@ rule gex_integrate:
     # mostly one core (Harmony, UMAP with a seed): the other runs the V(D)J reads
     threads: 1
     resources:
-        # peak 1.1 / 3.5 / 8.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
-        mem_mb=mem_mb(1000, 15),
+        # peak 0.9 / 2.0 / 4.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md;
+        # 8.5 GB at 225k before the PCA by blocks and the late read of the counts)
+        mem_mb=mem_mb(1000, 7.5),
         runtime=runtime(60),
     params:
         sheet=SHEET,
