@@ -456,3 +456,26 @@ def test_adapters_write_the_contract_tables(repo, tmp_path, restore_logging):
         "signature HALLMARK_INTERFERON_ALPHA_RESPONSE: 89 of 97 genes not in the data"
         in (tmp_path / "score.log").read_text()
     )
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_lean_score_genes_mean_is_scanpys_to_the_bit(fmt):
+    """The copy-free sparse mean (workarounds.lean_score_genes_mean) gives exactly scanpy
+    1.11's ``_sparse_nanmean`` without NaNs, and is scanpy's own with them."""
+    import scipy.sparse as sp
+    from scanpy.tools import _score_genes
+
+    from cartrack.workarounds import lean_score_genes_mean
+
+    original = _score_genes._sparse_nanmean
+    x = sp.random(300, 40, density=0.3, format=fmt, random_state=0, dtype=np.float32)
+    with_nan = x.copy()
+    with_nan.data[::7] = np.nan
+    cases = [(m, a, original(m, axis=a)) for m in (x, with_nan) for a in (0, 1)]
+    lean_score_genes_mean()
+    try:
+        for m, a, want in cases:
+            got = _score_genes._sparse_nanmean(m, axis=a)
+            assert np.array_equal(np.asarray(got), np.asarray(want), equal_nan=True)
+    finally:
+        _score_genes._sparse_nanmean = original

@@ -28,6 +28,7 @@ from scipy.stats import poisson
 
 from cartrack.design import B_CELLS, CELL_TYPES, NAIVE_B, T_CELLS, InputError
 from cartrack.params import AnnotationParams, CarCallParams
+from cartrack.workarounds import lean_score_genes_mean
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def score_marker_sets(
     ``score_genes`` of the down genes (log-normalised X). A set with no gene in the data
     scores NaN (logged).
     """
+    lean_score_genes_mean()
     names = _lookup(adata.var_names)
     sets: dict[str, tuple[list[str], list[str]]] = {}
     for (level, group), rows in markers.groupby(["level", "group"], sort=False):

@@ -31,6 +31,7 @@ from cartrack.genesets import usable_gene_sets
 from cartrack.params import PhaseParams, SignatureParams
 from cartrack.pseudobulk import cell_meta, cell_type_masks
 from cartrack.signature_stats import control_summary, matched_control_sets, signature_changes
+from cartrack.workarounds import lean_score_genes_mean
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def score_cells(
     -------
     Cells x signatures (index ``obs_names``, columns ``<signature>_score``).
     """
+    lean_score_genes_mean()
     usable = usable_gene_sets(
         gene_sets, adata.var_names, min_genes=min_genes, on_too_few=on_too_few
     )

@@ -14,6 +14,11 @@ scirpy 0.22 (V(D)J reading, clonotype clusters):
 - :func:`clonotype_clusters`: ``scirpy.tl.define_clonotype_clusters`` raises ValueError on
   data without cells; no upstream issue found.
 
+scanpy 1.11:
+
+- :func:`lean_score_genes_mean`: ``score_genes``' sparse mean copies the matrix twice
+  (scverse/scanpy#1894, fixed in scanpy 1.12 by #4141).
+
 harmonypy 2.x:
 
 - :func:`run_harmony`: ``scanpy.external.pp.harmony_integrate`` transposes the corrected
@@ -156,3 +161,31 @@ def run_harmony(pcs: np.ndarray, obs: pd.DataFrame, batch_key: str, seed: int) -
     )
     z = np.asarray(result.Z_corr)
     return z if z.shape == pcs.shape else z.T
+
+
+# --------------------------------------------------------------------------------------
+# scanpy 1.11: score_genes' sparse mean copies the matrix twice
+# --------------------------------------------------------------------------------------
+def lean_score_genes_mean() -> None:
+    """Make ``scanpy.tl.score_genes``' sparse mean copy-free when the matrix has no NaN.
+
+    scanpy 1.11's ``_sparse_nanmean`` copies the (gene-pool) matrix twice to count and zero
+    NaNs, so each call holds three copies of the expression matrix: 4.5 GB in
+    ``signatures_score`` at 225k cells. Without NaNs its result is the float64 column (row)
+    sum over the length, which is what this computes, to the bit; with NaNs scanpy's own
+    function runs. Fixed upstream in scanpy 1.12 (scverse/scanpy#1894, PR #4141).
+    Idempotent.
+    """
+    from scanpy.tools import _score_genes
+
+    original = _score_genes._sparse_nanmean
+    if getattr(original, "lean", False):
+        return
+
+    def _sparse_nanmean(x, /, axis):
+        if np.isnan(x.data).any():
+            return original(x, axis=axis)
+        return x.sum(axis, dtype="float64") / x.shape[axis]
+
+    _sparse_nanmean.lean = True
+    _score_genes._sparse_nanmean = _sparse_nanmean
