@@ -46,8 +46,11 @@ rule gex_qc_by_cell_type:
         cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
-    # one of the longest cohort jobs (with signatures_gsea): started first
-    priority: 9
+    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md): this one
+    # (the longest from 100k cells) and signatures_score first, then signatures_gsea; the
+    # chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 7) before
+    # the figures (0), so that no core waits at the end for that chain
+    priority: 11
     conda:
         "../../envs/gex.yaml"
     threads: 1

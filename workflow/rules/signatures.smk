@@ -6,7 +6,9 @@
 rule signatures_control:
     """The random negative-control gene set, drawn once for the scores and the GSEA."""
     input:
-        h5ad="results/gex/annotated.h5ad",
+        # detection rates only, the same before and after gex_annotate: reading the integrated
+        # cells lets it run beside gex_annotate instead of after it
+        h5ad="results/gex/integrated.h5ad",
         gmt=signature_gmts(),
     output:
         control_gmt="results/signatures/random_control.gmt",
@@ -46,8 +48,8 @@ rule signatures_score:
         ),
     log:
         "logs/signatures_score.log",
-    # cohort_assemble waits for it
-    priority: 8
+    # cohort_assemble waits for it; see gex_qc_by_cell_type for the order of the cohort jobs
+    priority: 10
     conda:
         "../../envs/signatures.yaml"
     threads: 1
@@ -82,9 +84,8 @@ rule signatures_gsea:
         ),
     log:
         "logs/signatures_gsea.log",
-    # the longest cohort jobs (this, gex_qc_by_cell_type) start first, so that the shorter
-    # ones fill the other cores
-    priority: 10
+    # see gex_qc_by_cell_type for the order of the cohort jobs
+    priority: 9
     conda:
         "../../envs/signatures.yaml"
     threads: 1
