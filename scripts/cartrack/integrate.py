@@ -157,7 +157,8 @@ def pca_by_covariance(
 
     def blocks():
         for i in range(0, n, step):
-            yield i, x[i : i + step][:, genes].toarray().astype(np.float64)
+            # float64 before densifying: no float32 copy of the block beside it
+            yield i, x[i : i + step][:, genes].astype(np.float64).toarray()
 
     mean = np.zeros(len(genes))
     for _, b in blocks():
@@ -167,7 +168,9 @@ def pca_by_covariance(
     for _, b in blocks():
         b -= mean
         cross += b.T @ b
-    variance, vectors = eigh(cross / (n - 1))
+    cross /= n - 1
+    variance, vectors = eigh(cross, overwrite_a=True, check_finite=False)
+    del cross
     variance, vectors = variance[::-1].clip(min=0), vectors[:, ::-1]
     _, components = svd_flip(None, np.ascontiguousarray(vectors.T), u_based_decision=False)
     components = components[:n_comps]
