@@ -19,6 +19,7 @@ from cartrack import genesets
 from cartrack import pseudobulk as pbk
 from cartrack import signature_stats as sigstats
 from cartrack import signatures as sig
+from cartrack.io import backed_counts
 from cartrack.tables import write_tsv
 
 IFN6 = ["IFI27", "IFI44L", "IFIT1", "ISG15", "RSAD2", "SIGLEC1"]
@@ -330,6 +331,27 @@ def test_pseudobulk_sums_counts(cohort):
     assert meta["patient"].nunique() == 6 and len(counts) == 12
     empty, none = pbk.paired_counts(pb, cell_type="B_cells", post=["D28"], min_counts=10)
     assert empty.empty and none.empty
+
+
+def test_pseudobulk_of_counts_left_on_disk_is_the_in_memory_one(cohort, tmp_path, monkeypatch):
+    """signatures_gsea sums the counts 10,000 cells at a time from the file: same sums."""
+    kwargs = dict(
+        cell_types=["all", "monocyte", "B_cells"],
+        min_cells=10,
+        post_min_day=28,
+        visit_window_days=0,
+        tissue="PB",
+    )
+    expected = pbk.pseudobulk(cohort, **kwargs)
+    path = tmp_path / "cohort.h5ad"
+    cohort.write_h5ad(path)
+    monkeypatch.setattr(pbk, "SUM_BLOCK_ROWS", 7)  # many blocks, a short last one
+    assert cohort.n_obs % 7
+    with backed_counts(path, x="counts") as backed:
+        assert not sparse.issparse(backed.X)  # rows read from the file, block by block
+        got = pbk.pseudobulk(backed, layer=None, **kwargs)
+    pd.testing.assert_frame_equal(got.obs, expected.obs)
+    assert (got.X != expected.X).nnz == 0
 
 
 # --------------------------------------------------------------------------------------------

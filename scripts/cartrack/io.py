@@ -508,6 +508,23 @@ def read_h5ad_parts(
         )
 
 
+@contextmanager
+def backed_counts(path: str | Path, *, x: str | None = None) -> Iterator[ad.AnnData]:
+    """All `obs` columns of one of the workflow's ``.h5ad`` files with X (or, with `x`, that
+    layer) left on disk as anndata's backed CSR dataset (``anndata.io.sparse_dataset``;
+    ``X[i:j]`` reads those rows), for a job that sums over cells block by block: the whole
+    matrix is never in memory. Valid inside the ``with`` block only."""
+    import anndata as ad
+    from anndata.io import read_elem, sparse_dataset
+
+    with h5py.File(path, "r") as f:
+        yield ad.AnnData(
+            X=sparse_dataset(f["X"] if x is None else f["layers"][x]),
+            obs=read_elem(f["obs"]),
+            var=pd.DataFrame(index=read_elem(f["var"]).index),
+        )
+
+
 def write_layer(path: str | Path, name: str, matrix: object) -> None:
     """Add `matrix` as ``layers[name]`` to an ``.h5ad`` already written
     (``anndata.io.write_elem``, compressed as the workflow's intermediates): a job can write

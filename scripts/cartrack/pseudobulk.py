@@ -134,7 +134,7 @@ def pseudobulk(
         tissue=meta["tissue"],
     )
     keep &= condition.notna().to_numpy()
-    counts = sparse.csr_matrix(adata.layers[layer] if layer else adata.X)
+    counts = adata.layers[layer] if layer else adata.X
     patient = meta["patient"].to_numpy()
     day = meta["day"].to_numpy()
     masks = cell_type_masks(adata.obs["cell_type"], groups=cell_types, types=False)
@@ -157,7 +157,7 @@ def pseudobulk(
         frame["day"] = pd.Series(day[idx]).groupby(codes).median().to_numpy()
         ok = (frame["n_cells"] >= min_cells).to_numpy()
         frames.append(frame[ok])
-        blocks.append((indicator @ counts)[ok])
+        blocks.append(_sum_rows(indicator, counts)[ok])
     if not frames or sum(len(f) for f in frames) == 0:
         return ad.AnnData(
             X=sparse.csr_matrix((0, adata.n_vars)),
@@ -169,6 +169,21 @@ def pseudobulk(
         f"{r.patient}|{r.condition}|{r.cell_type}" for r in obs_pb.itertuples(index=False)
     ]
     return ad.AnnData(X=sparse.vstack(blocks).tocsr(), obs=obs_pb, var=adata.var[[]])
+
+
+#: Cells summed at a time by :func:`pseudobulk` (10,000 cells x 2,000 genes at 40 % non-zero:
+#: 60 MB of a backed matrix in memory at once).
+SUM_BLOCK_ROWS = 10_000
+
+
+def _sum_rows(indicator: sparse.csr_matrix, counts) -> sparse.csr_matrix:
+    """``indicator @ counts`` over blocks of :data:`SUM_BLOCK_ROWS` cells: ``counts`` may be
+    a backed matrix (:func:`cartrack.io.backed_counts`), read a block at a time. Exact:
+    integer counts summed in float64."""
+    total, step = sparse.csr_matrix((indicator.shape[0], counts.shape[1])), SUM_BLOCK_ROWS
+    for i in range(0, counts.shape[0], step):
+        total += indicator[:, i : i + step] @ sparse.csr_matrix(counts[i : i + step])
+    return total
 
 
 def paired_counts(

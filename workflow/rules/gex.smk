@@ -47,9 +47,10 @@ rule gex_qc_by_cell_type:
     log:
         "logs/gex_qc_by_cell_type.log",
     # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md): this one
-    # (the longest from 100k cells) and signatures_score first, then signatures_gsea; the
-    # chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 7) before
-    # the figures (0), so that no core waits at the end for that chain
+    # (the longest from 250k cells) and signatures_gsea (the longest below) first, together
+    # (the two largest, this and signatures_score, never side by side), then
+    # signatures_score (9); the chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine,
+    # cohort_assemble: 7) before the figures (0), so that no core waits for it at the end
     priority: 11
     conda:
         "../../envs/gex.yaml"
