@@ -164,7 +164,12 @@ def bench_size(n_cells: int, root: Path, args: argparse.Namespace) -> dict:
     snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
                  "--cores", str(cores)]  # fmt: skip
     res = {"label": label, "n_cells_in": cells_in, "n_samples": len(pd.read_csv(sheet, sep="\t")),
-           "simulate_s": round(simulate_s, 1), "cores": cores}  # fmt: skip
+           "simulate_s": round(simulate_s, 1), "cores": cores, "slurm": slurm_state()}  # fmt: skip
+    if res["slurm"].endswith("unreachable"):
+        print(
+            "warning: SLURM's client is installed but its controller does not answer: every "
+            "snakemake start waits ~9 s (bash .ci/slurm.sh start, or remove the client)"
+        )
     w = run(snakemake, wf)
     if w["rc"]:
         sys.exit(f"workflow failed in {wf}:\n{w['output'][-3000:]}")
@@ -206,6 +211,19 @@ def machine() -> str:
             f"{platform.release()}, Python {platform.python_version()}")  # fmt: skip
 
 
+def slurm_state() -> str:
+    """Whether SLURM's client answers: with `scontrol` installed but no controller, every
+    Snakemake start waits ~9 s (the SLURM executor plugin 2.8 runs `scontrol show config`
+    when Snakemake imports it, also for local runs), which the workflow's times would include."""
+    if not shutil.which("scontrol"):
+        return "absent"
+    try:
+        subprocess.run(["scontrol", "ping"], capture_output=True, timeout=15, check=True)
+        return "reachable"
+    except (subprocess.SubprocessError, OSError):
+        return "installed, controller unreachable"
+
+
 def report(results: dict) -> str:
     rows = sorted(results.values(), key=lambda r: (r["n_cells_in"], r["label"]))
     lines = [
@@ -216,6 +234,11 @@ def report(results: dict) -> str:
         "tree, sampled every 0.25 s; load = 1/5/15-min load averages before the run).",
         "",
         f"Machine: {machine()}. Shared with other jobs: compare runs by their load averages.",
+        "SLURM client (`slurm` in results_scale.json): with `scontrol` installed and no",
+        "controller answering, each Snakemake start waits ~9 s for it (SLURM executor plugin",
+        "2.8, at import); these runs had it "
+        + ", ".join(sorted({r.get("slurm", "not recorded") for r in results.values()}))
+        + ".",
         "",
         "| run | cells in | kept | workflow wall (CPU) | workflow peak | load | script wall (CPU) "
         "| script peak | load | ratio | cohort.h5mu | figure-only rerun |",
