@@ -49,6 +49,19 @@ def test_de_is_pydeseq2_post_over_baseline(fall_monocytes):
     assert (background["padj"] < 0.05).mean() < 0.05
 
 
+def test_with_one_visit_after_infusion_the_per_timepoint_test_is_the_pooled_one():
+    """The per-time-point fit over every visit is the paired design when there is one visit."""
+    table, de = run_gsea(make_cohort("fall"), ["monocyte"], per_timepoint=True)
+    assert set(de["comparison"]) == {"baseline_vs_post", "baseline_vs_M3"}
+    by = {c: d.set_index("gene") for c, d in de.groupby("comparison")}
+    pooled, m3 = by["baseline_vs_post"], by["baseline_vs_M3"].loc[by["baseline_vs_post"].index]
+    np.testing.assert_allclose(m3["stat"], pooled["stat"], rtol=1e-4, atol=1e-6)
+    res = {c: t.set_index("term") for c, t in table.groupby("comparison")}
+    for r in res.values():
+        assert r["nes"].idxmax() == "IFN" and r.loc["IFN", "fdr"] < 0.1
+        assert r.loc["RANDOM_CONTROL", "fdr"] > 0.1
+
+
 def test_gsea_on_wald_statistics_finds_the_fall_and_not_the_controls(fall_monocytes, caplog):
     table, _ = fall_monocytes
     res = table.set_index("term")

@@ -333,6 +333,45 @@ def test_pseudobulk_sums_counts(cohort):
     assert empty.empty and none.empty
 
 
+def test_per_timepoint_contrasts_come_from_one_pydeseq2_fit_over_every_visit(cohort):
+    pb = pbk.pseudobulk(
+        cohort,
+        cell_types=["monocyte", "B_naive"],
+        min_cells=10,
+        post_min_day=28,
+        visit_window_days=0,
+        tissue="PB",
+    )
+    kwargs = dict(timepoints=["D28", "M3"], min_counts=10)
+    counts, meta = pbk.timepoint_counts(pb, cell_type="monocyte", **kwargs)
+    visits = meta.groupby("patient")["condition"].agg(tuple)
+    assert list(visits.index) == PATIENTS and set(visits) == {("baseline", "D28", "M3")}
+    assert list(counts.index) == list(meta.index) and (counts.to_numpy() >= 0).all()
+    # a patient without a baseline, or with nothing after it, is left out
+    no_base = pb[~((pb.obs["patient"] == "P1") & (pb.obs["condition"] == "baseline")).to_numpy()]
+    base_only = pb[~((pb.obs["patient"] == "P2") & (pb.obs["condition"] != "baseline")).to_numpy()]
+    for sub, gone in ((no_base, "P1"), (base_only, "P2")):
+        _, m = pbk.timepoint_counts(sub, cell_type="monocyte", **kwargs)
+        assert gone not in set(m["patient"]) and m["patient"].nunique() == 5
+    _, naive = pbk.timepoint_counts(pb, cell_type="B_naive", **kwargs)  # aplasia at D28
+    assert set(naive["condition"]) == {"baseline", "M3"}
+
+    d28, fit = pbk.deseq_wald(counts, meta, post="D28")
+    m3, _ = pbk.deseq_wald(counts, meta, post="M3", fit=fit)
+    # reusing the fit for the second contrast is PyDESeq2's own contrast on a new fit
+    pd.testing.assert_frame_equal(m3, pbk.deseq_wald(counts, meta, post="M3")[0])
+    # power: the responders' interferon genes fall at both visits; calibration: background
+    for de in (d28, m3):
+        assert (de.loc[IFN6, "log2_fold_change"] < -0.5).all() and (
+            de.loc[IFN6, "padj"] < 0.05
+        ).all()
+        assert (de.loc[de.index.str.startswith("GENE"), "padj"] < 0.05).mean() < 0.05
+    # sign flips exchange baseline and that visit only: all patients flipped negate M3's test
+    flipped = pbk.sign_flip_statistics(counts, meta, [tuple(PATIENTS)], fit, post="M3")[0]
+    ok = m3["stat"].notna()
+    np.testing.assert_allclose(flipped[ok], -m3.loc[ok, "stat"], rtol=1e-3, atol=1e-3)
+
+
 def test_pseudobulk_of_counts_left_on_disk_is_the_in_memory_one(cohort, tmp_path, monkeypatch):
     """signatures_gsea sums the counts 10,000 cells at a time from the file: same sums."""
     kwargs = dict(

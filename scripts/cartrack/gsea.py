@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from cartrack import pseudobulk as pbk
-from cartrack.design import BASELINE, InputError
+from cartrack.design import BASELINE, POST, InputError
 from cartrack.genesets import resolve_genes
 from cartrack.params import GseaParams, PhaseParams, SignatureCellsParams
 
@@ -246,7 +246,10 @@ def run_gsea(
     """Pseudobulk DE and GSEA per cell type and comparison (gsea.tsv, pseudobulk_de.tsv).
 
     Comparisons: `baseline_vs_post` (every post time point of a patient pooled) and, with
-    ``per_timepoint``, `baseline_vs_<timepoint>` per post time point label. A cell type or
+    ``per_timepoint``, `baseline_vs_<timepoint>` per post time point label: the contrasts
+    of one PyDESeq2 fit over every visit of the cell type
+    (:func:`cartrack.pseudobulk.timepoint_counts`), sign flips exchanging baseline and that
+    time point only. A cell type or
     comparison without a patient that has both conditions (no cells in the tissue, no cells
     at baseline, nothing after ``post_min_day``) gives one row with `testable` false and the
     reason in `note`, instead of failing; so does one with fewer than two such patients
@@ -282,85 +285,103 @@ def run_gsea(
     )
     post_obs = pb.obs[pb.obs["condition"] != BASELINE]
     timepoints = list(post_obs.groupby("condition")["day"].median().sort_values().index)
-    comparisons = {"baseline_vs_post": timepoints}
-    if p.per_timepoint:
-        comparisons |= {f"baseline_vs_{t}": [t] for t in timepoints}
     rows, results, de_tables = [], [], []
-    for cell_type in cell_types:
-        for comparison, post in comparisons.items():
-            counts, metadata = pbk.paired_counts(
-                pb, cell_type=cell_type, post=post, min_counts=p.min_counts
+
+    def untestable(cell_type: str, comparison: str, n_patients: int) -> None:
+        where = f"tissue {tissue}" if tissue else "any tissue"
+        rows.append(
+            _not_testable(
+                cell_type,
+                comparison,
+                f"{n_patients} patients with >= {min_cells} {cell_type} cells in "
+                f"{where} both at baseline and after day {phases.post_min_day}",
+                n_patients,
             )
-            n_patients = metadata["patient"].nunique()
-            if n_patients < 2:
-                where = f"tissue {tissue}" if tissue else "any tissue"
-                rows.append(
-                    _not_testable(
-                        cell_type,
-                        comparison,
-                        f"{n_patients} patients with >= {min_cells} {cell_type} cells in "
-                        f"{where} both at baseline and after day {phases.post_min_day}",
-                        n_patients,
-                    )
-                )
-                continue
-            de, fit = pbk.deseq_wald(counts, metadata)
-            de_tables.append(
-                de.reset_index().assign(
-                    cell_type=cell_type, comparison=comparison, n_patients=n_patients
-                )[pbk.DE_COLUMNS]
+        )
+
+    def test(cell_type, comparison, counts, metadata, *, post=POST, fit=None):
+        """DE of one comparison and GSEA on its ranking; returns the fit for more contrasts."""
+        patients = metadata.loc[metadata["condition"] == post, "patient"].unique()
+        n_patients = len(patients)
+        de, fit = pbk.deseq_wald(counts, metadata, post=post, fit=fit)
+        de_tables.append(
+            de.reset_index().assign(
+                cell_type=cell_type, comparison=comparison, n_patients=n_patients
+            )[pbk.DE_COLUMNS]
+        )
+        # positive = higher at baseline; genes without a statistic are not ranked
+        ranking = -de["stat"].dropna()
+        if n_patients >= p.sign_flip_min_patients:
+            flips = pbk.flip_patterns(patients, max_flips=p.max_flips, seed=seed)
+            nulls = -pbk.sign_flip_statistics(counts, metadata, flips, fit, post=post)
+            res = sign_flip_prerank(
+                ranking, nulls, gene_sets, min_size=p.min_size, max_size=p.max_size
             )
-            # positive = higher at baseline; genes without a statistic are not ranked
-            ranking = -de["stat"].dropna()
-            if n_patients >= p.sign_flip_min_patients:
-                flips = pbk.flip_patterns(
-                    metadata["patient"].unique(), max_flips=p.max_flips, seed=seed
-                )
-                nulls = -pbk.sign_flip_statistics(counts, metadata, flips, fit)
-                res = sign_flip_prerank(
-                    ranking, nulls, gene_sets, min_size=p.min_size, max_size=p.max_size
-                )
-                how, n_perm = "sign_flip", len(flips)
-            else:
-                log.warning(
-                    "GSEA %s %s: %d patients, fewer than %d for patient-wise sign-flip "
-                    "permutation; gene-set permutation instead, which ignores the correlation "
-                    "between genes and is anti-conservative for co-regulated sets",
-                    cell_type,
-                    comparison,
-                    n_patients,
-                    p.sign_flip_min_patients,
-                )
-                res = prerank(
-                    ranking.sort_values(ascending=False, kind="mergesort"),
-                    gene_sets,
-                    permutations=p.permutations,
-                    min_size=p.min_size,
-                    max_size=p.max_size,
-                    seed=seed,
-                )
-                how, n_perm = "gene_set", p.permutations
-            log.info(
-                "GSEA %s %s: %d patients, %d genes, %d sets, %s permutation (%d)",
+            how, n_perm = "sign_flip", len(flips)
+        else:
+            log.warning(
+                "GSEA %s %s: %d patients, fewer than %d for patient-wise sign-flip "
+                "permutation; gene-set permutation instead, which ignores the correlation "
+                "between genes and is anti-conservative for co-regulated sets",
                 cell_type,
                 comparison,
                 n_patients,
-                len(ranking),
-                len(res),
-                how,
-                n_perm,
+                p.sign_flip_min_patients,
             )
-            results.append(
-                res.assign(
-                    cell_type=cell_type,
-                    comparison=comparison,
-                    n_patients=n_patients,
-                    permutation=how,
-                    n_permutations=n_perm,
-                    testable=True,
-                    note="",
-                )
+            res = prerank(
+                ranking.sort_values(ascending=False, kind="mergesort"),
+                gene_sets,
+                permutations=p.permutations,
+                min_size=p.min_size,
+                max_size=p.max_size,
+                seed=seed,
             )
+            how, n_perm = "gene_set", p.permutations
+        log.info(
+            "GSEA %s %s: %d patients, %d genes, %d sets, %s permutation (%d)",
+            cell_type,
+            comparison,
+            n_patients,
+            len(ranking),
+            len(res),
+            how,
+            n_perm,
+        )
+        results.append(
+            res.assign(
+                cell_type=cell_type,
+                comparison=comparison,
+                n_patients=n_patients,
+                permutation=how,
+                n_permutations=n_perm,
+                testable=True,
+                note="",
+            )
+        )
+        return fit
+
+    for cell_type in cell_types:
+        counts, metadata = pbk.paired_counts(
+            pb, cell_type=cell_type, post=timepoints, min_counts=p.min_counts
+        )
+        n_patients = metadata["patient"].nunique()
+        if n_patients < 2:
+            untestable(cell_type, "baseline_vs_post", n_patients)
+        else:
+            test(cell_type, "baseline_vs_post", counts, metadata)
+        if not p.per_timepoint:
+            continue
+        # one fit over every visit of the cell type; each time point is one of its contrasts
+        counts, metadata = pbk.timepoint_counts(
+            pb, cell_type=cell_type, timepoints=timepoints, min_counts=p.min_counts
+        )
+        fit = None
+        for t in timepoints:
+            at_t = metadata.loc[metadata["condition"] == t, "patient"].nunique()
+            if at_t < 2:
+                untestable(cell_type, f"baseline_vs_{t}", at_t)
+            else:
+                fit = test(cell_type, f"baseline_vs_{t}", counts, metadata, post=t, fit=fit)
     frames = [r for r in results if len(r)]
     if rows:
         frames.append(pd.DataFrame(rows))

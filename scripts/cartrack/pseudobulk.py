@@ -1,7 +1,8 @@
 """Pseudobulks per patient x condition x cell type and their differential expression (PyDESeq2).
 
 :func:`pseudobulk` sums raw counts; :func:`paired_counts` picks one baseline and one post
-pseudobulk per patient (post time points summed when a comparison pools them);
+pseudobulk per patient (post time points summed when a comparison pools them),
+:func:`timepoint_counts` every visit of the patients, for the per-time-point contrasts;
 :func:`deseq_wald` runs PyDESeq2 with the design ``~ patient + condition`` (each patient its
 own intercept, as in DESeq2's paired design, vignette section "Multi-factor designs") and
 returns the Wald test of post against baseline; :func:`sign_flip_statistics` gives the same
@@ -221,6 +222,47 @@ def paired_counts(
     return counts, metadata
 
 
+def timepoint_counts(
+    pb: ad.AnnData, *, cell_type: str, timepoints: Sequence[str], min_counts: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each baseline and each post pseudobulk (one per time point label in ``timepoints``) of
+    the patients that have a baseline and at least one of them: one PyDESeq2 fit whose
+    contrasts are the per-time-point comparisons (DESeq2's advice: fit all samples together,
+    then extract contrasts; the dispersions come from every visit). Genes filtered as in
+    :func:`paired_counts`.
+
+    Returns
+    -------
+    ``(counts, metadata)`` as :func:`paired_counts`, `condition` being `baseline` or the
+    time point label.
+    """
+    sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]
+    obs = sub.obs[["patient", "condition"]].astype(str)
+    obs = obs[obs["condition"].isin([BASELINE, *timepoints])]
+    seen = obs.groupby("patient")["condition"].agg(set)
+    paired = seen[seen.map(lambda c: BASELINE in c and len(c) > 1)].index
+    obs = obs[obs["patient"].isin(paired)]
+    if obs.empty:
+        return pd.DataFrame(), pd.DataFrame(columns=["patient", "condition"])
+    rank = obs["condition"].map({label: i for i, label in enumerate([BASELINE, *timepoints])})
+    obs = obs.assign(rank=rank).sort_values(["patient", "rank"])
+    index = [f"{p}|{c}" for p, c in zip(obs["patient"], obs["condition"], strict=True)]
+    x = sparse.csr_matrix(sub[obs.index].X)
+    counts = pd.DataFrame(x.toarray(), index=index, columns=pb.var_names)
+    counts = counts.loc[:, counts.sum(axis=0) >= min_counts].round().astype(int)
+    # baseline the reference level (DESeq2's relevel), as in the pooled comparison: PyDESeq2's
+    # dispersion fits are not invariant to the parametrisation (up to 6 % apart otherwise)
+    levels = [c for c in [BASELINE, *timepoints] if c in set(obs["condition"])]
+    metadata = pd.DataFrame(
+        {
+            "patient": obs["patient"].to_numpy(),
+            "condition": pd.Categorical(obs["condition"], categories=levels),
+        },
+        index=index,
+    )
+    return counts, metadata
+
+
 def _deseq(counts: pd.DataFrame, metadata: pd.DataFrame):
     """A fitted PyDESeq2 DeseqDataSet, design ``~ patient + condition``, one CPU, quiet."""
     from pydeseq2.dds import DeseqDataSet
@@ -243,29 +285,33 @@ def _deseq(counts: pd.DataFrame, metadata: pd.DataFrame):
     return dds, inference
 
 
-def _wald(dds, inference, **kwargs) -> pd.DataFrame:
+def _wald(dds, inference, post: str = POST, **kwargs) -> pd.DataFrame:
     from pydeseq2.ds import DeseqStats
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         res = DeseqStats(
-            dds, contrast=["condition", POST, BASELINE], inference=inference, quiet=True, **kwargs
+            dds, contrast=["condition", post, BASELINE], inference=inference, quiet=True, **kwargs
         )
         res.summary()
     return res.results_df
 
 
-def deseq_wald(counts: pd.DataFrame, metadata: pd.DataFrame) -> tuple[pd.DataFrame, object]:
-    """PyDESeq2 Wald test post against baseline, design ``~ patient + condition``.
+def deseq_wald(
+    counts: pd.DataFrame, metadata: pd.DataFrame, *, post: str = POST, fit=None
+) -> tuple[pd.DataFrame, object]:
+    """PyDESeq2 Wald test of condition ``post`` against baseline, design
+    ``~ patient + condition``; ``fit`` (the second value of an earlier call on the same
+    samples) reuses that fit for another contrast.
 
     Returns
     -------
-    ``(results, dds)``: per gene `base_mean, log2_fold_change` (post / baseline), `lfc_se,
+    ``(results, fit)``: per gene `base_mean, log2_fold_change` (post / baseline), `lfc_se,
     stat, p_value, padj` (PyDESeq2's Benjamini-Hochberg after independent filtering), and
-    the fitted DeseqDataSet for :func:`sign_flip_statistics`.
+    the fitted DeseqDataSet for :func:`sign_flip_statistics` and further contrasts.
     """
-    dds, inference = _deseq(counts, metadata)
-    res = _wald(dds, inference).rename(
+    dds, inference = fit if fit is not None else _deseq(counts, metadata)
+    res = _wald(dds, inference, post).rename(
         columns={
             "baseMean": "base_mean",
             "log2FoldChange": "log2_fold_change",
@@ -296,8 +342,11 @@ def sign_flip_statistics(
     metadata: pd.DataFrame,
     flips: Sequence[Sequence[str]],
     fit,
+    *,
+    post: str = POST,
 ) -> pd.DataFrame:
-    """Wald statistics with baseline and post swapped within each listed set of patients.
+    """Wald statistics with baseline and ``post`` swapped within each listed set of patients
+    (their other conditions left as they are).
 
     ``fit`` is the second value of :func:`deseq_wald` on the observed labels. Each flip
     refits the GLM coefficients (PyDESeq2 ``fit_LFC``) and the Wald test on the relabelled
@@ -313,10 +362,10 @@ def sign_flip_statistics(
 
     dds0, inference = fit
     out = {}
-    swap = {BASELINE: POST, POST: BASELINE}
+    swap = {BASELINE: post, post: BASELINE}
     for k, flipped in enumerate(flips):
         meta = metadata.copy()
-        rows = meta["patient"].isin(list(flipped))
+        rows = meta["patient"].isin(list(flipped)) & meta["condition"].isin(list(swap))
         meta.loc[rows, "condition"] = meta.loc[rows, "condition"].map(swap)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -336,5 +385,5 @@ def sign_flip_statistics(
             dds.var[col] = dds0.var[col].to_numpy()
         dds.non_zero_idx, dds.non_zero_genes = dds0.non_zero_idx, dds0.non_zero_genes
         dds.fit_LFC()
-        out[k] = _wald(dds, inference, cooks_filter=False, independent_filter=False)["stat"]
+        out[k] = _wald(dds, inference, post, cooks_filter=False, independent_filter=False)["stat"]
     return pd.DataFrame(out, index=counts.columns)
