@@ -80,8 +80,8 @@ rule bcr_clones:
         dist_nearest="results/bcr/dist_to_nearest.tsv",
     log:
         "logs/bcr_clones.log",
-    # on the way to cohort.h5mu: see gex_qc_by_cell_type
-    priority: 7
+    # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
+    priority: 9
     conda:
         "../../envs/bcr.yaml"
     threads: 1

@@ -11,8 +11,8 @@ rule cohort_assemble:
         h5mu="results/cohort.h5mu",
     log:
         "logs/cohort_assemble.log",
-    # on the way to cohort.h5mu: see gex_qc_by_cell_type
-    priority: 7
+    # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
+    priority: 9
     conda:
         "../../envs/gex.yaml"
     threads: 1

@@ -46,12 +46,12 @@ rule gex_qc_by_cell_type:
         cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
-    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md): this one
-    # (the longest from 250k cells) and signatures_gsea (the longest below) first, together
-    # (the two largest, this and signatures_score, never side by side), then
-    # signatures_score (9); the chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine,
-    # cohort_assemble: 7) before the figures (0), so that no core waits for it at the end
-    priority: 11
+    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md):
+    # signatures_gsea (11) on one core, signatures_score (10) then the chain to cohort.h5mu
+    # (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 9) on the other, this one (8)
+    # on the first core free, the figures (0) last. With 2 cores, this and signatures_score
+    # (the two largest jobs at 25k cells) so never run side by side.
+    priority: 8
     conda:
         "../../envs/gex.yaml"
     threads: 1

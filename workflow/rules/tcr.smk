@@ -58,8 +58,8 @@ rule car_t_clones:
         cell_car_t="results/tcr/cell_car_t.tsv",
     log:
         "logs/car_t_clones.log",
-    # on the way to cohort.h5mu: see gex_qc_by_cell_type
-    priority: 7
+    # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
+    priority: 9
     conda:
         "../../envs/bcr.yaml"
     # exact-identity clonotype distances: a second process costs more than it saves, and
@@ -87,8 +87,8 @@ rule airr_combine:
         airr="results/airr/airr.h5ad",
     log:
         "logs/airr_combine.log",
-    # on the way to cohort.h5mu: see gex_qc_by_cell_type
-    priority: 7
+    # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
+    priority: 9
     conda:
         "../../envs/bcr.yaml"
     threads: 1
