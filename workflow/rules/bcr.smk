@@ -81,7 +81,7 @@ rule bcr_clones:
     log:
         "logs/bcr_clones.log",
     # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
-    priority: 9
+    priority: 8
     conda:
         "../../envs/bcr.yaml"
     threads: 1

@@ -12,7 +12,7 @@ rule cohort_assemble:
     log:
         "logs/cohort_assemble.log",
     # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
-    priority: 9
+    priority: 8
     conda:
         "../../envs/gex.yaml"
     threads: 1

@@ -47,11 +47,12 @@ rule gex_qc_by_cell_type:
     log:
         "logs/gex_qc_by_cell_type.log",
     # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md):
-    # signatures_gsea (11) on one core, signatures_score (10) then the chain to cohort.h5mu
-    # (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 9) on the other, this one (8)
-    # on the first core free, the figures (0) last. With 2 cores, this and signatures_score
-    # (the two largest jobs at 25k cells) so never run side by side.
-    priority: 8
+    # signatures_gsea (11) on one core; signatures_score (10), this one (9), then the chain
+    # to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 8) on the
+    # other; the figures (0) last. This job then runs beside signatures_gsea, the lightest:
+    # at 25k cells, beside signatures_score or a job of the chain, it would take the
+    # workflow's peak memory above the one-process script's.
+    priority: 9
     conda:
         "../../envs/gex.yaml"
     threads: 1

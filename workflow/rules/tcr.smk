@@ -59,7 +59,7 @@ rule car_t_clones:
     log:
         "logs/car_t_clones.log",
     # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
-    priority: 9
+    priority: 8
     conda:
         "../../envs/bcr.yaml"
     # exact-identity clonotype distances: a second process costs more than it saves, and
@@ -88,7 +88,7 @@ rule airr_combine:
     log:
         "logs/airr_combine.log",
     # on the way to cohort.h5mu: see gex_qc_by_cell_type for the order
-    priority: 9
+    priority: 8
     conda:
         "../../envs/bcr.yaml"
     threads: 1
