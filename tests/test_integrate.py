@@ -12,9 +12,11 @@ from cartrack.integrate import (
     merged_counts,
     normalise,
     pca_by_covariance,
+    read_graph,
     umap_epochs,
+    umap_layout,
 )
-from cartrack.params import IntegrationParams
+from cartrack.params import IntegrationParams, UmapParams
 from cartrack.workarounds import run_harmony
 
 SHEET = pd.DataFrame(
@@ -103,7 +105,7 @@ def test_embed_is_sparse_and_clusters_the_populations():
     )
     embed(merged, params, seed=0)
     assert sp.issparse(merged.X)
-    assert merged.obsm["X_umap"].shape == (300, 2)
+    assert "X_umap" not in merged.obsm  # rule gex_umap's
     assert merged.obsm["X_pca_harmony"].shape == merged.obsm["X_pca"].shape
     # clusters follow biology, not batch
     ct = pd.crosstab(merged.obs["leiden"], merged.obs["pop"])
@@ -138,6 +140,25 @@ def test_pca_by_covariance_is_scanpys_covariance_eigh():
 def test_umap_epochs_stop_growing_with_the_cohort(cells, expected):
     """umap-learn's own default up to 10M cell-epochs, then the budget, never below 100."""
     assert umap_epochs(cells, cell_epochs=10_000_000, min_epochs=100) == expected
+
+
+@pytest.mark.parametrize("harmony", [True, False])
+def test_umap_of_the_graph_read_back_is_the_in_memory_one(tmp_path, harmony):
+    """Rule gex_umap lays out the graph it reads from gex_integrate's file (no expression
+    matrix): the same layout as on the whole AnnData, with or without Harmony."""
+    sheet = SHEET if harmony else SHEET.assign(batch="one")
+    merged = merge_samples(two_samples(shift=1.5), sheet)
+    normalise(merged, target_sum=1e4)
+    params = IntegrationParams.from_config(n_top_genes=100, n_pcs=10, batch_key="batch")
+    embed(merged, params, seed=0)
+    merged.write_h5ad(tmp_path / "integrated.h5ad")
+    graph = read_graph(tmp_path / "integrated.h5ad")
+    assert graph.X is None and ("X_pca_harmony" in graph.obsm) == harmony
+    umap = UmapParams.from_config()
+    umap_layout(merged, umap, seed=0)
+    umap_layout(graph, umap, seed=0)
+    assert merged.obsm["X_umap"].shape == (300, 2)
+    np.testing.assert_array_equal(graph.obsm["X_umap"], merged.obsm["X_umap"])
 
 
 def test_single_batch_skips_harmony():

@@ -8,7 +8,7 @@ import pandas as pd
 import scanpy as sc
 from scipy import sparse
 
-from cartrack.params import IntegrationParams
+from cartrack.params import IntegrationParams, UmapParams
 from cartrack.workarounds import cache_numba_functions, run_harmony
 
 log = logging.getLogger(__name__)
@@ -73,16 +73,15 @@ def normalise(adata: ad.AnnData, *, target_sum: float) -> None:
 
 
 def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
-    """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, UMAP, Leiden.
+    """HVG, PCA on the sparse matrix, Harmony over `batch_key`, kNN graph, Leiden (the UMAP
+    layout is :func:`umap_layout`, rule gex_umap).
 
     `params` (config section ``integration``): ``n_top_genes``, ``n_pcs``, ``batch_key``,
-    ``n_neighbors``, ``exact_neighbors_max_cells``, ``leiden_resolution``,
-    ``umap_cell_epochs``, ``umap_min_epochs``.
+    ``n_neighbors``, ``exact_neighbors_max_cells``, ``leiden_resolution``.
 
-    PCA: :func:`pca_by_covariance` (the count matrix is never densified whole). UMAP runs
-    :func:`umap_epochs` epochs. Harmony is skipped when there is a single batch. The kNN
-    graph is exact (scikit-learn) up to ``exact_neighbors_max_cells`` cells, approximate
-    (pynndescent) above.
+    PCA: :func:`pca_by_covariance` (the count matrix is never densified whole). Harmony is
+    skipped when there is a single batch. The kNN graph is exact (scikit-learn) up to
+    ``exact_neighbors_max_cells`` cells, approximate (pynndescent) above.
     """
     batch_key = params.batch_key
     n_batches = adata.obs[batch_key].nunique()
@@ -110,9 +109,6 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
         random_state=seed,
     )
     log.info("kNN graph: %s, %d cells", "exact" if exact else "pynndescent", adata.n_obs)
-    n_epochs = umap_epochs(adata.n_obs, params.umap_cell_epochs, params.umap_min_epochs)
-    log.info("UMAP: %d epochs", n_epochs)
-    sc.tl.umap(adata, random_state=seed, maxiter=n_epochs)
     sc.tl.leiden(
         adata,
         resolution=params.leiden_resolution,
@@ -121,6 +117,29 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
         n_iterations=2,
         directed=False,
     )
+
+
+def umap_layout(adata: ad.AnnData, params: UmapParams, *, seed: int) -> None:
+    """scanpy's UMAP of the kNN graph :func:`embed` left (``obsm["X_umap"]``), with
+    :func:`umap_epochs` epochs (``umap_cell_epochs``, ``umap_min_epochs``). A rule of its own
+    (gex_umap): only the UMAP figure needs it, so it runs beside gex_annotate."""
+    cache_numba_functions()
+    n_epochs = umap_epochs(adata.n_obs, params.umap_cell_epochs, params.umap_min_epochs)
+    log.info("UMAP: %d epochs, %d cells", n_epochs, adata.n_obs)
+    sc.tl.umap(adata, random_state=seed, maxiter=n_epochs)
+
+
+def read_graph(path: str) -> ad.AnnData:
+    """What :func:`umap_layout` needs of rule gex_integrate's output: the kNN graph, its
+    parameters and the representation it was built on, no expression matrix."""
+    from cartrack.io import read_h5ad_parts
+
+    adata = read_h5ad_parts(
+        path, obs=[], obsp=["connectivities", "distances"], uns=["neighbors"], x=False
+    )
+    rep = adata.uns["neighbors"]["params"].get("use_rep", "X_pca")  # X_pca: one batch
+    adata.obsm[rep] = read_h5ad_parts(path, obs=[], obsm=[rep], x=False).obsm[rep]
+    return adata
 
 
 def umap_epochs(n_cells: int, cell_epochs: int, min_epochs: int) -> int:

@@ -489,22 +489,28 @@ def read_h5ad_parts(
     obs: Sequence[str] | None = None,
     obsm: Sequence[str] = (),
     varm: Sequence[str] = (),
-    x: str | None = None,
+    obsp: Sequence[str] = (),
+    uns: Sequence[str] = (),
+    x: str | None | bool = None,
 ) -> ad.AnnData:
-    """X (or, with `x`, that layer as X), the named `obs` columns (all when None), `obsm`
-    and `varm` keys of one of the workflow's ``.h5ad`` files (``anndata.io.read_elem``),
-    nothing else: a job that needs one matrix and no graph holds a third of the file."""
+    """X (with `x` a name, that layer as X; with `x` False, no matrix), the named `obs`
+    columns (all when None), `obsm`, `varm`, `obsp` and `uns` keys of one of the workflow's
+    ``.h5ad`` files (``anndata.io.read_elem``), nothing else: a job that needs one matrix
+    and no graph holds a third of the file."""
     import anndata as ad
     from anndata.io import read_elem
 
     with h5py.File(path, "r") as f:
         frame = read_elem(f["obs"])
+        var = pd.DataFrame(index=read_elem(f["var"]).index)
         return ad.AnnData(
-            X=read_elem(f["X"] if x is None else f["layers"][x]),
+            X=None if x is False else read_elem(f["X"] if x is None else f["layers"][x]),
             obs=frame if obs is None else frame[list(obs)],
-            var=pd.DataFrame(index=read_elem(f["var"]).index),
+            var=var,
             obsm={k: read_elem(f["obsm"][k]) for k in obsm},
             varm={k: read_elem(f["varm"][k]) for k in varm},
+            obsp={k: read_elem(f["obsp"][k]) for k in obsp},
+            uns={k: read_elem(f["uns"][k]) for k in uns},
         )
 
 

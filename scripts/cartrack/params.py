@@ -226,6 +226,14 @@ class IntegrationParams(ConfigParams):
     n_neighbors: int
     exact_neighbors_max_cells: int
     leiden_resolution: float
+
+
+@dataclass(frozen=True)
+class UmapParams(ConfigParams):
+    """The UMAP layout (section ``integration``; rule gex_umap):
+    :func:`cartrack.integrate.umap_layout`."""
+
+    SECTION: ClassVar[str] = "integration"
     umap_cell_epochs: int
     umap_min_epochs: int
 

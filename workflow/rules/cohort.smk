@@ -1,7 +1,8 @@
 rule cohort_assemble:
-    """results/cohort.h5mu: gex with cell types, clones and signature scores; airr."""
+    """results/cohort.h5mu: gex with cell types, UMAP, clones and signature scores; airr."""
     input:
         gex="results/gex/annotated.h5ad",
+        umap="results/gex/umap.h5ad",
         scores="results/signatures/scores.tsv",
         clones="results/bcr/cell_clones.tsv",
         clonotypes="results/tcr/cell_clonotypes.tsv",

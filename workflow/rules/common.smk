@@ -23,11 +23,13 @@ from cartrack.params import (  # noqa: E402
     CarCallParams,
     ControlSetParams,
     GseaParams,
+    IntegrationParams,
     PhaseParams,
     ReadParams,
     ReferenceParams,
     SignatureCellsParams,
     SignatureParams,
+    UmapParams,
 )
 from cartrack.sheet import design_checks, load_sheet, require_column  # noqa: E402
 
