@@ -47,12 +47,13 @@ rule gex_qc_by_cell_type:
     log:
         "logs/gex_qc_by_cell_type.log",
     # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md):
-    # signatures_gsea (11) on one core; signatures_score (10), this one (9), then the chain
-    # to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 8) on the
-    # other; the figures (0) last. This job then runs beside signatures_gsea, the lightest:
-    # at 25k cells, beside signatures_score or a job of the chain, it would take the
-    # workflow's peak memory above the one-process script's.
-    priority: 9
+    # signatures_gsea (12) on one core; signatures_score (11), this one (10), gex_umap (9),
+    # then the chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine,
+    # cohort_assemble: 8) on the other; the figures (0) last. This job then runs beside
+    # signatures_gsea or gex_umap, the lightest: at 25k cells, beside signatures_score or a
+    # job of the chain, it would take the workflow's peak memory above the one-process
+    # script's.
+    priority: 10
     conda:
         "../../envs/gex.yaml"
     threads: 1
@@ -123,14 +124,19 @@ rule gex_integrate:
 
 
 rule gex_umap:
-    """UMAP layout of the kNN graph: only the UMAP figure needs it, so it runs beside
-    gex_annotate instead of inside gex_integrate (34 s of 122 at 90k cells)."""
+    """UMAP layout of the kNN graph: only the UMAP figure needs it, so it runs beside the
+    cohort jobs instead of inside gex_integrate (34 s of 122 at 90k cells), which the
+    annotation and everything after it wait for."""
     input:
-        h5ad="results/gex/integrated.h5ad",
+        # the graph gex_integrate left; read after gex_annotate, so as not to run beside it
+        # (at 25k cells the two together would take the peak memory above the script's)
+        h5ad="results/gex/annotated.h5ad",
     output:
         h5ad="results/gex/umap.h5ad",
     log:
         "logs/gex_umap.log",
+    # see gex_qc_by_cell_type for the order of the cohort jobs
+    priority: 9
     conda:
         "../../envs/gex.yaml"
     threads: 1

@@ -49,7 +49,7 @@ rule signatures_score:
     log:
         "logs/signatures_score.log",
     # cohort_assemble waits for it; see gex_qc_by_cell_type for the order of the cohort jobs
-    priority: 10
+    priority: 11
     conda:
         "../../envs/signatures.yaml"
     threads: 1
@@ -85,7 +85,7 @@ rule signatures_gsea:
     log:
         "logs/signatures_gsea.log",
     # see gex_qc_by_cell_type for the order of the cohort jobs
-    priority: 11
+    priority: 12
     conda:
         "../../envs/signatures.yaml"
     threads: 1
