@@ -46,13 +46,13 @@ rule gex_qc_by_cell_type:
         cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
-    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md):
-    # signatures_gsea (12) on one core; signatures_score (11), this one (10), gex_umap (9),
-    # then the chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine,
-    # cohort_assemble: 8) on the other; the figures (0) last. This job then runs beside
-    # signatures_gsea or gex_umap, the lightest: at 25k cells, beside signatures_score or a
-    # job of the chain, it would take the workflow's peak memory above the one-process
-    # script's.
+    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md): gex_umap
+    # (13; then cohort_assemble and the UMAP figure, the longest chain from 100k cells) and
+    # signatures_gsea (12) first, then signatures_score (11), this one (10), the rest of the
+    # chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 8) and
+    # the figures (0). This job then runs beside signatures_gsea or gex_umap, the lightest:
+    # at 25k cells, beside signatures_score or a job of the chain, it would take the
+    # workflow's peak memory above the one-process script's.
     priority: 10
     conda:
         "../../envs/gex.yaml"
@@ -136,7 +136,7 @@ rule gex_umap:
     log:
         "logs/gex_umap.log",
     # see gex_qc_by_cell_type for the order of the cohort jobs
-    priority: 9
+    priority: 13
     conda:
         "../../envs/gex.yaml"
     threads: 1
