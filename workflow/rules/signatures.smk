@@ -90,7 +90,9 @@ rule signatures_gsea:
         "../../envs/signatures.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: int((2000 + 6 * input.size_mb) * attempt),
+        # counts summed 10,000 cells at a time: 0.40 / 0.43 / 0.48 GB at 23k / 90k / 225k
+        # cells (benchmarks/results_memory.md); more genes make larger pseudobulks
+        mem_mb=mem_mb(1500, 0.5),
         # sign-flip permutation refits PyDESeq2 up to max_flips times per test
         runtime=lambda wc, attempt: 60 * attempt,
     params:
