@@ -122,7 +122,7 @@ def embed(adata: ad.AnnData, params: IntegrationParams, *, seed: int) -> None:
 def umap_layout(adata: ad.AnnData, params: UmapParams, *, seed: int) -> None:
     """scanpy's UMAP of the kNN graph :func:`embed` left (``obsm["X_umap"]``), with
     :func:`umap_epochs` epochs (``umap_cell_epochs``, ``umap_min_epochs``). A rule of its own
-    (gex_umap): only the UMAP figure needs it, so it runs beside gex_annotate."""
+    (gex_umap): only the UMAP figure needs it, so nothing else waits for it."""
     cache_numba_functions()
     n_epochs = umap_epochs(adata.n_obs, params.umap_cell_epochs, params.umap_min_epochs)
     log.info("UMAP: %d epochs, %d cells", n_epochs, adata.n_obs)
