@@ -429,6 +429,38 @@ def test_mixed_format_merge_indexes_chains(real, tmp_path):
     pd.testing.assert_frame_equal(again.uns["bcr_ingest"], merged.uns["bcr_ingest"])
 
 
+@pytest.mark.parametrize("productive_only", [True, False])
+def test_index_chains_without_numba_gives_scirpy_s_indices(real, productive_only):
+    """The numba-free helpers (workarounds) index the same chains as scirpy's own, on real
+    BCR and TCR files, with non-productive chains and with missing loci."""
+    import scirpy as ir
+
+    from cartrack.tcr import read_tcr
+    from cartrack.workarounds import index_chains_without_numba
+
+    kw = {"cells_only": True, "productive_only": False}
+    bcr = [
+        read_bcr(real / MELANOMA, sample="mel", **kw),
+        read_bcr(real / DANDELION, sample="dan", **kw),
+    ]
+    merged = merge_bcr([*bcr, read_tcr(real / LIAO_TCR, sample="tcr", **kw)])
+    airr = merged.obsm["airr"]
+    no_igk = merged.copy()  # every IGK locus missing
+    loci = [[None if x == "IGK" else x for x in row] for row in ak.to_list(airr["locus"])]
+    no_igk.obsm["airr"] = ak.with_field(airr, ak.Array(loci), "locus")
+    filters = ["productive", "require_junction_aa"] if productive_only else ["require_junction_aa"]
+    for adata in (merged, no_igk):
+        ours = adata.copy()
+        index_chains_without_numba(ours, filter=filters)
+        ir.pp.index_chains(adata, filter=filters)
+        theirs = adata.obsm["chain_indices"]
+        assert str(ours.obsm["chain_indices"].type) == str(theirs.type)
+        assert ak.to_list(ours.obsm["chain_indices"]) == ak.to_list(theirs)
+        assert ak.sum(ak.num(theirs["VJ"], axis=1)) > 0  # IGL and TRA chains left
+        # cells with more than two chains of a type exist (scirpy's "multichain")
+        assert productive_only or ak.any(theirs["multichain"])
+
+
 def test_harmonise_raw_scirpy_arrays(real):
     """The slow path converts arrays not written by read_bcr (e.g. plain scirpy objects)."""
     import scirpy as ir

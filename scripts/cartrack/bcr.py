@@ -74,7 +74,12 @@ from cartrack.airr_fields import (
 )
 from cartrack.design import InputError
 from cartrack.io import cell_names
-from cartrack.workarounds import airr_array, read_airr_table, scirpy_read
+from cartrack.workarounds import (
+    airr_array,
+    index_chains_without_numba,
+    read_airr_table,
+    scirpy_read,
+)
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +541,7 @@ def index_chains(adata: ad.AnnData, *, productive_only: bool) -> None:
     import scirpy as ir
 
     filters = ["productive", "require_junction_aa"] if productive_only else ["require_junction_aa"]
-    ir.pp.index_chains(adata, filter=filters)
+    index_chains_without_numba(adata, filter=filters)
     if adata.n_obs:
         ir.tl.chain_qc(adata)
     else:
