@@ -208,28 +208,33 @@ def test_knn_graph_is_exact_up_to_the_configured_size(max_cells):
 
 
 def test_umap_numba_functions_get_a_disk_cache():
-    """umap's connectivities and layout epoch (numba, no cache=True upstream) are compiled
-    once per environment, not once per job: in a fresh process, before their first call,
-    caching is switched on for them."""
+    """umap's and pynndescent's numba functions (no cache=True upstream) are compiled once
+    per environment, not once per job: those compiled at first call (umap's connectivities
+    and layout epoch) and those compiled at import (pynndescent's distances, explicit
+    signatures), which a second fresh process loads from the cache."""
     import subprocess
     import sys
     from pathlib import Path
 
-    code = (
-        "from cartrack.workarounds import cache_numba_functions\n"
-        "import umap.layouts, umap.umap_\n"
+    functions = (
+        "import pynndescent.distances, umap.layouts, umap.umap_\n"
         "fs = [umap.umap_.compute_membership_strengths,\n"
-        "      umap.layouts._nb_optimize_layout_euclidean_single_epoch]\n"
-        "print(*[type(f._cache).__name__ for f in fs])\n"
-        "cache_numba_functions()\n"
-        "print(*[type(f._cache).__name__ for f in fs])\n"
+        "      umap.layouts._nb_optimize_layout_euclidean_single_epoch,\n"
+        "      pynndescent.distances.squared_euclidean]\n"
+        "print(*[type(f._cache).__name__ for f in fs], sum(fs[2].stats.cache_hits.values()))\n"
     )
+    cached = "from cartrack.workarounds import cache_numba_functions\ncache_numba_functions()\n"
     scripts = Path(__file__).resolve().parents[1] / "scripts"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(scripts), "PATH": ""},
-    ).stdout.split()
-    assert out == ["NullCache", "NullCache", "FunctionCache", "FunctionCache"]
+
+    def run(code):
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(scripts), "PATH": ""},
+        ).stdout.split()
+
+    assert run(functions) == ["NullCache", "NullCache", "NullCache", "0"]
+    run(cached + functions)  # fills the cache if this environment's is empty
+    assert run(cached + functions) == ["FunctionCache", "FunctionCache", "FunctionCache", "2"]

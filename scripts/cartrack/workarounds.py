@@ -33,11 +33,12 @@ harmonypy 2.x:
 umap-learn 0.5, pynndescent 0.5 (numba):
 
 - :func:`cache_numba_functions`: their ``@njit`` functions are compiled without
-  ``cache=True``, so every new process compiles them again: ~5 s of each job that builds a
-  kNN graph or UMAP (scanpy's connectivities call umap's ``fuzzy_simplicial_set``). Caching
-  is switched on before their first call (numba's ``Dispatcher.enable_caching``), into
-  numba's usual cache (``__pycache__`` beside the module, else the user cache folder, or
-  ``NUMBA_CACHE_DIR``). Related: lmcinnes/umap#477 (slow import and compilation).
+  ``cache=True``, so every new process compiles them again: ~5 s at import (pynndescent's
+  functions with explicit signatures compile eagerly) and ~5 s at first call in each job
+  that builds a kNN graph or UMAP (scanpy's connectivities call umap's
+  ``fuzzy_simplicial_set``). They are imported with ``cache=True`` as the decorators'
+  default, into numba's usual cache (``__pycache__`` beside the module, else the user cache
+  folder, or ``NUMBA_CACHE_DIR``). Related: lmcinnes/umap#477 (slow import and compilation).
 
 Not code, but scirpy behaviour the design relies on:
 
@@ -142,38 +143,44 @@ def index_chains_without_numba(adata: ad.AnnData, **kwargs) -> None:
 # --------------------------------------------------------------------------------------
 # umap-learn, pynndescent: numba functions compiled anew in every process
 # --------------------------------------------------------------------------------------
-#: modules whose numba functions scanpy calls without a compilation cache
-NUMBA_UNCACHED = (
-    "umap.umap_",
-    "umap.layouts",
-    "umap.spectral",
-    "umap.distances",
-    "umap.utils",
-    "pynndescent.pynndescent_",
-    "pynndescent.distances",
-    "pynndescent.utils",
-    "pynndescent.rp_trees",
-    "pynndescent.sparse",
-)
+#: packages whose numba functions scanpy calls without a compilation cache
+NUMBA_UNCACHED = ("umap", "pynndescent")
 
 
 def cache_numba_functions() -> None:
-    """Switch on numba's disk cache for the not-yet-compiled functions of
-    :data:`NUMBA_UNCACHED` (see the module docstring). Idempotent; a function numba cannot
-    cache is compiled as before."""
+    """Import :data:`NUMBA_UNCACHED` with ``cache=True`` as the default of numba's ``jit``
+    and ``njit`` decorators for their own modules, so that both the functions they compile
+    at import (explicit signatures) and those compiled at first call are cached (see the
+    module docstring). Idempotent; does nothing if they were imported before; a function
+    numba cannot cache is compiled as before."""
+    import functools
     import importlib
+    import sys
     import warnings
 
-    from numba.core.caching import NullCache
-    from numba.core.registry import CPUDispatcher
+    import numba
 
-    for name in NUMBA_UNCACHED:
-        module = importlib.import_module(name)
-        for obj in vars(module).values():
-            if (isinstance(obj, CPUDispatcher) and obj.__module__ == name
-                    and isinstance(obj._cache, NullCache) and not obj.signatures):  # fmt: skip
-                obj.enable_caching()
+    if any(name in sys.modules for name in NUMBA_UNCACHED):
+        return
+
+    def cached(decorator):
+        @functools.wraps(decorator)
+        def wrapper(*args, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.partition(".")[0] in NUMBA_UNCACHED:
+                kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+
+        return wrapper
+
     warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+    saved = numba.jit, numba.njit
+    numba.jit, numba.njit = cached(numba.jit), cached(numba.njit)
+    try:
+        for name in NUMBA_UNCACHED:
+            importlib.import_module(name)
+    finally:
+        numba.jit, numba.njit = saved
 
 
 # --------------------------------------------------------------------------------------

@@ -46,9 +46,9 @@ rule gex_qc_by_cell_type:
         cells="results/gex/qc/cell_types_before_qc.tsv",
     log:
         "logs/gex_qc_by_cell_type.log",
-    # Order of the jobs after gex_annotate (2 cores, benchmarks/results_scale.md): gex_umap
-    # (13; then cohort_assemble and the UMAP figure, the longest chain from 100k cells) and
-    # signatures_gsea (12) first, then signatures_score (11), this one (10), the rest of the
+    # Order of the cohort jobs (2 cores, benchmarks/results_scale.md): gex_annotate (15)
+    # beside gex_umap (13; then cohort_assemble and the UMAP figure, the longest chain from
+    # 100k cells), then signatures_gsea (12), signatures_score (11), this one (10), the rest of the
     # chain to cohort.h5mu (bcr_clones, car_t_clones, airr_combine, cohort_assemble: 8) and
     # the figures (0). This job then runs beside signatures_gsea or gex_umap, the lightest:
     # at 25k cells, beside signatures_score or a job of the chain, it would take the
@@ -124,13 +124,13 @@ rule gex_integrate:
 
 
 rule gex_umap:
-    """UMAP layout of the kNN graph: only the UMAP figure needs it, so it runs beside the
-    cohort jobs instead of inside gex_integrate (34 s of 122 at 90k cells), which the
-    annotation and everything after it wait for."""
+    """UMAP layout of the kNN graph: only the UMAP figure needs it, so it runs beside
+    gex_annotate and the cohort jobs instead of inside gex_integrate (34 s of 122 at 90k
+    cells), which the annotation and everything after it wait for."""
     input:
-        # the graph gex_integrate left; read after gex_annotate, so as not to run beside it
-        # (at 25k cells the two together would take the peak memory above the script's)
-        h5ad="results/gex/annotated.h5ad",
+        # the graph only (integrate.read_graph), so that it runs beside gex_annotate: 25k
+        # cells, 0.46 + 0.63 GB for the two jobs
+        h5ad="results/gex/integrated.h5ad",
     output:
         h5ad="results/gex/umap.h5ad",
     log:
@@ -171,6 +171,8 @@ rule gex_annotate:
         ),
     log:
         "logs/gex_annotate.log",
+    # every cohort job waits for it: first when gex_integrate ends (gex_umap beside it)
+    priority: 15
     conda:
         "../../envs/gex.yaml"
     threads: 1
