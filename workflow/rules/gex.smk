@@ -110,7 +110,7 @@ rule gex_integrate:
     # one core: the other runs the V(D)J reads
     threads: 1
     resources:
-        # peak 0.7 / 2.0 / 4.6 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md;
+        # peak 0.7 / 2.0 / 4.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md;
         # 8.5 GB at 225k before the PCA by blocks and the late read of the counts)
         mem_mb=mem_mb(1000, 7.5),
         runtime=runtime(60),
@@ -141,7 +141,7 @@ rule gex_umap:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        # the graph and the PCA only: 0.5 / 0.7 / 1.5 GB at 23k / 90k / 225k cells
+        # the graph and the PCA only: 0.4 / 0.7 / 1.5 GB at 23k / 90k / 225k cells
         mem_mb=mem_mb(1000, 1),
         runtime=runtime(30),
     params:
@@ -177,7 +177,7 @@ rule gex_annotate:
         "../../envs/gex.yaml"
     threads: 1
     resources:
-        # peak 0.7 / 1.6 / 3.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
+        # peak 0.6 / 1.6 / 3.5 GB at 23k / 90k / 225k cells (benchmarks/results_memory.md)
         mem_mb=mem_mb(1000, 4),
         runtime=runtime(30),
     params:
