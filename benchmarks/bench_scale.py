@@ -7,7 +7,8 @@ For each size (cells before QC) it simulates a cohort with the project's simulat
 memory of the whole process tree (psutil, every 0.25 s) and the load averages before and
 after; for the workflow also each job's time and peak memory (the jobs are the processes
 running `.snakemake/scripts/tmp*.<script>.py`), the size of results/cohort.h5mu, and the time
-and rules of a rerun after a figure-only config change. Each size's figures are kept in
+and rules of a rerun after a figure-only config change; with --repeats N, N-1 further
+workflow/script pairs (wall, CPU, peak of each). Each size's figures are kept in
 benchmarks/results_scale.json; benchmarks/results_scale.md is rebuilt from all of them.
 CI runs none of it. The script needs scikit-misc (scanpy's seurat_v3): pass its folder with
 --script-pythonpath if it is not in the venv.
@@ -21,6 +22,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -189,17 +191,28 @@ def bench_size(n_cells: int, root: Path, args: argparse.Namespace) -> dict:
     if args.script_pythonpath:
         env["PYTHONPATH"] = args.script_pythonpath
     out = folder / "script" / "cohort.h5mu"
-    s = run(
-        [sys.executable, str(args.script), str(sheet), str(out), "--threads", str(cores)],
-        folder,
-        env,
-    )
+    script = [sys.executable, str(args.script), str(sheet), str(out), "--threads", str(cores)]
+    s = run(script, folder, env)
     if s["rc"]:
         sys.exit(f"script failed:\n{s['output'][-3000:]}")
     stages = [line for line in s["output"].splitlines() if line.startswith("STAGES ")]
     res["script"] = {k: v for k, v in s.items() if k not in ("jobs", "output")}
     res["script"]["stages"] = json.loads(stages[-1][7:]) if stages else {}
     res["script"]["h5mu_mb"] = round(out.stat().st_size / 1e6, 1)
+    # further alternating pairs: the script's own time varies by 10-30 % between runs here
+    pairs = [(res["workflow"], res["script"])]
+    config["figures"]["font_size"] -= 1
+    (wf / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for _ in range(args.repeats - 1):
+        for d in ("results", "logs", ".snakemake"):
+            shutil.rmtree(wf / d, ignore_errors=True)
+        w, s = run(snakemake, wf), run(script, folder, env)
+        if w["rc"] or s["rc"]:
+            sys.exit(f"repeat failed:\n{(w if w['rc'] else s)['output'][-3000:]}")
+        pairs.append((w, s))
+    keys = ("wall_s", "cpu_s", "peak_rss_mb")
+    res["pairs"] = [{f"{who}_{k}": r[k] for who, r in zip(("workflow", "script"), pair, strict=True)
+                     for k in keys} for pair in pairs]  # fmt: skip
     return res
 
 
@@ -254,6 +267,17 @@ def report(results: dict) -> str:
             f"{'/'.join(map(str, s['load_before']))} | {w['wall_s'] / s['wall_s']:.2f} | "
             f"{w['cohort_h5mu_mb']:.0f} MB | {f['wall_s']:.0f} s ({len(f['scripts'])} jobs) |"
         )
+    repeated = [r for r in rows if len(r.get("pairs", [])) > 1]
+    if repeated:
+        lines += ["", "Alternating pairs (workflow, then script, same files), wall seconds; "
+                  "ratio of the medians:", ""]  # fmt: skip
+    for r in repeated:
+        w, s = ([p[f"{who}_wall_s"] for p in r["pairs"]] for who in ("workflow", "script"))
+        lines.append(
+            f"- {r['n_cells_in']:,} cells ({r['label'] or 'now'}): workflow "
+            f"{' / '.join(f'{x:.0f}' for x in w)} s, script {' / '.join(f'{x:.0f}' for x in s)} s; "
+            f"{statistics.median(w) / statistics.median(s):.2f}"
+        )
     for r in rows:
         lines += ["", f"## {r['n_cells_in']:,} cells ({r['label'] or 'now'}): workflow jobs", "",
                   "| job script | jobs | job-seconds | CPU-seconds | longest | peak RSS (max) |",
@@ -279,6 +303,9 @@ def main() -> None:
         "--script", type=Path, default=REPO.parent / "shared/bench/bare_pipeline.py"
     )
     parser.add_argument("--label", default="", help="suffix of the result key (e.g. 'before')")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="alternating workflow/script pairs per size"
+    )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for n in args.sizes:
