@@ -151,16 +151,24 @@ def cache_numba_functions() -> None:
     """Import :data:`NUMBA_UNCACHED` with ``cache=True`` as the default of numba's ``jit``
     and ``njit`` decorators for their own modules, so that both the functions they compile
     at import (explicit signatures) and those compiled at first call are cached (see the
-    module docstring). Idempotent; does nothing if they were imported before; a function
-    numba cannot cache is compiled as before."""
+    module docstring). Idempotent; a function numba cannot cache is compiled as before; if
+    something imported them before, it is too late: logged, and they compile as before."""
     import functools
     import importlib
+    import logging
     import sys
     import warnings
 
     import numba
 
-    if any(name in sys.modules for name in NUMBA_UNCACHED):
+    imported = [name for name in NUMBA_UNCACHED if name in sys.modules]
+    if imported:
+        if not getattr(cache_numba_functions, "done", False):
+            logging.getLogger(__name__).warning(
+                "%s imported before cache_numba_functions: their numba functions are compiled "
+                "in this process without a disk cache",
+                ", ".join(imported),
+            )
         return
 
     def cached(decorator):
@@ -181,6 +189,7 @@ def cache_numba_functions() -> None:
             importlib.import_module(name)
     finally:
         numba.jit, numba.njit = saved
+    cache_numba_functions.done = True
 
 
 # --------------------------------------------------------------------------------------
