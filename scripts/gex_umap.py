@@ -1,5 +1,5 @@
-"""Rule gex_umap: the UMAP layout of the cohort's kNN graph (results/gex/umap.h5ad), beside
-the cohort jobs: only the UMAP figure needs it."""
+"""Rule gex_umap: the UMAP layout of the cohort's kNN graph (results/gex/umap.h5ad), read
+from integrated.h5ad so that it runs beside gex_annotate: only the UMAP figure needs it."""
 
 from cartrack.integrate import read_graph, umap_layout
 from cartrack.io import INTERMEDIATE_COMPRESSION
